@@ -1,0 +1,22 @@
+#pragma once
+// An infrastructure failure talking to PostgreSQL: carries the SQLSTATE (empty
+// when the failure is not from the server, e.g. connection refused) and
+// whether retrying later may help.
+#include <stdexcept>
+#include <string>
+
+namespace datavor::connectors::pg {
+
+class pg_error : public std::runtime_error {
+public:
+    pg_error(std::string message, std::string sqlstate, bool retryable)
+        : std::runtime_error(std::move(message)), sqlstate_(std::move(sqlstate)), retryable_(retryable) {}
+    const std::string& sqlstate() const noexcept { return sqlstate_; }
+    bool retryable() const noexcept { return retryable_; }
+
+private:
+    std::string sqlstate_;
+    bool retryable_;
+};
+
+}  // namespace datavor::connectors::pg

@@ -1,0 +1,54 @@
+#pragma once
+// One libpq connection driven in non-blocking mode from Asio: the readiness
+// adaptor (PQsocket + PQconnectPoll / PQconsumeInput). No libpq call here ever
+// blocks the io_context thread.
+//
+// Lifecycle: created by connect(); closed by the destructor. One operation in
+// flight at a time; the caller serialises (a strand or a single coroutine).
+// Cancellation: every await honours the caller's cancellation slot; a
+// cancelled operation leaves the connection unusable (drop it).
+#include "connectors/pg/pg_handles.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace datavor::connectors::pg {
+
+using pg_params = std::vector<std::optional<std::string>>;
+
+class pg_session {
+public:
+    pg_session(pg_session&&) noexcept;
+    pg_session& operator=(pg_session&&) noexcept;
+    ~pg_session();
+
+    // Connects with libpq keyword/value options (host, port, dbname, user,
+    // password, sslmode, replication, …). Throws pg_error on failure or timeout.
+    static boost::asio::awaitable<pg_session> connect(std::map<std::string, std::string> options,
+                                                      std::chrono::milliseconds timeout);
+
+    // Runs one statement with text parameters; returns its last result.
+    // Throws pg_error (with SQLSTATE) when the statement fails.
+    boost::asio::awaitable<pg_result_ptr> query(std::string sql, pg_params params = {});
+
+    PGconn* native() const noexcept { return conn_.get(); }
+    bool tls_in_use() const noexcept;
+
+private:
+    pg_session(pg_conn_ptr conn, boost::asio::any_io_executor ex);
+    boost::asio::awaitable<void> wait(bool read, bool write);
+
+    pg_conn_ptr conn_;
+    boost::asio::any_io_executor ex_;
+    int fd_ = -1;
+    struct socket_watch;  // asio descriptor over the driver's socket (defined in the .cpp)
+    std::unique_ptr<socket_watch> sock_;
+};
+
+}  // namespace datavor::connectors::pg

@@ -1,0 +1,159 @@
+#include "engines/context/context_store.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <sys/stat.h>
+
+namespace datavor::engines::context {
+namespace {
+
+class category_impl final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "datavor.context"; }
+    std::string message(int ev) const override {
+        switch (static_cast<context_error>(ev)) {
+            case context_error::connection_exists:
+                return "a connection with this name exists; remove it first or pass replace: true";
+            case context_error::connection_not_found: return "no connection with this name; see list_connections";
+            case context_error::bad_name: return "invalid name";
+        }
+        return "context error";
+    }
+};
+
+std::int64_t now_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Each entry moves the schema from version i to i+1. Append only.
+constexpr const char* migrations[] = {
+    R"sql(
+CREATE TABLE connections (
+  name        TEXT PRIMARY KEY,
+  url         TEXT NOT NULL,   -- redacted: never holds a password
+  secret_ref  TEXT NOT NULL,   -- none | secrets_file | env:VAR | pgpass
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+) STRICT;
+)sql",
+};
+static_assert(std::size(migrations) == context_store::latest_schema_version);
+
+connection_record read_row(SQLite::Statement& q) {
+    connection_record r;
+    r.name = q.getColumn(0).getString();
+    auto parsed = connectors::parse_connection_url(q.getColumn(1).getString());
+    if (parsed) r.spec = parsed->spec;
+    r.secret_ref = q.getColumn(2).getString();
+    r.created_at = q.getColumn(3).getInt64();
+    r.updated_at = q.getColumn(4).getInt64();
+    return r;
+}
+
+}  // namespace
+
+const boost::system::error_category& context_category() {
+    static const category_impl cat;
+    return cat;
+}
+
+std::filesystem::path default_home() {
+    if (const char* h = std::getenv("DATAVOR_HOME"); h && *h) return h;
+    const char* home = std::getenv("HOME");
+    return std::filesystem::path(home && *home ? home : ".") / ".datavor";
+}
+
+void ensure_home(const std::filesystem::path& home) {
+    std::filesystem::create_directories(home);
+    ::chmod(home.c_str(), 0700);
+}
+
+context_store::context_store(const std::filesystem::path& home) : path_(home / "context.db") {
+    ensure_home(home);
+    db_ = std::make_unique<SQLite::Database>(path_.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    ::chmod(path_.c_str(), 0600);
+    db_->exec("PRAGMA journal_mode=WAL");
+    db_->exec("PRAGMA synchronous=NORMAL");
+    db_->exec("PRAGMA foreign_keys=ON");
+    db_->setBusyTimeout(5000);
+    migrate();
+}
+
+context_store::~context_store() = default;
+
+void context_store::migrate() {
+    std::lock_guard lock(mu_);
+    db_->exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    int current = db_->execAndGet("SELECT coalesce(max(version), 0) FROM schema_migrations").getInt();
+    for (int v = current; v < latest_schema_version; ++v) {
+        db_->exec(migrations[v]);
+        SQLite::Statement ins(*db_, "INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)");
+        ins.bind(1, v + 1);
+        ins.bind(2, now_seconds());
+        ins.exec();
+    }
+    tx.commit();
+}
+
+int context_store::schema_version() const {
+    std::lock_guard lock(mu_);
+    return db_->execAndGet("SELECT coalesce(max(version), 0) FROM schema_migrations").getInt();
+}
+
+boost::system::result<connection_record> context_store::put_connection(const std::string& name,
+                                                                       const connectors::connection_spec& spec,
+                                                                       const std::string& secret_ref, bool replace) {
+    std::lock_guard lock(mu_);
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    std::int64_t created = now_seconds();
+    {
+        SQLite::Statement q(*db_, "SELECT created_at FROM connections WHERE name = ?");
+        q.bind(1, name);
+        if (q.executeStep()) {
+            if (!replace) return context_error::connection_exists;
+            created = q.getColumn(0).getInt64();
+        }
+    }
+    SQLite::Statement up(*db_,
+                         "INSERT INTO connections(name, url, secret_ref, created_at, updated_at) VALUES (?,?,?,?,?) "
+                         "ON CONFLICT(name) DO UPDATE SET url = excluded.url, secret_ref = excluded.secret_ref, "
+                         "updated_at = excluded.updated_at");
+    connection_record r{name, spec, secret_ref, created, now_seconds()};
+    up.bind(1, name);
+    up.bind(2, spec.redacted_url());
+    up.bind(3, secret_ref);
+    up.bind(4, r.created_at);
+    up.bind(5, r.updated_at);
+    up.exec();
+    tx.commit();
+    return r;
+}
+
+std::vector<connection_record> context_store::list_connections() const {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_, "SELECT name, url, secret_ref, created_at, updated_at FROM connections ORDER BY name");
+    std::vector<connection_record> out;
+    while (q.executeStep()) out.push_back(read_row(q));
+    return out;
+}
+
+std::optional<connection_record> context_store::find_connection(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_, "SELECT name, url, secret_ref, created_at, updated_at FROM connections WHERE name = ?");
+    q.bind(1, name);
+    if (!q.executeStep()) return std::nullopt;
+    return read_row(q);
+}
+
+bool context_store::remove_connection(const std::string& name) {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_, "DELETE FROM connections WHERE name = ?");
+    q.bind(1, name);
+    return q.exec() > 0;
+}
+
+}  // namespace datavor::engines::context

@@ -1,0 +1,73 @@
+#pragma once
+// context.db: the local knowledge base (connections now; streams, schema
+// history, rules, suggestions and error patterns as later migrations add them).
+// SQLite in WAL mode, versioned migrations applied on open.
+//
+// Thread safety: every public call takes an internal mutex; calls are short
+// (one indexed statement), so callers may use it from any strand.
+// Never stores a password: connections carry a secret_ref that says where the
+// password lives (see secret_store).
+#include "connectors/common/connection_spec.hpp"
+
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace SQLite {
+class Database;
+}
+
+namespace datavor::engines::context {
+
+struct connection_record {
+    std::string name;
+    connectors::connection_spec spec;  // no password inside
+    std::string secret_ref;            // "none", "secrets_file", "env:VAR", "pgpass"
+    std::int64_t created_at = 0;       // unix seconds
+    std::int64_t updated_at = 0;
+};
+
+enum class context_error { connection_exists = 1, connection_not_found, bad_name };
+const boost::system::error_category& context_category();
+inline boost::system::error_code make_error_code(context_error e) { return {static_cast<int>(e), context_category()}; }
+
+class context_store {
+public:
+    // Opens (creating when missing) home/context.db and migrates it.
+    explicit context_store(const std::filesystem::path& home);
+    ~context_store();
+
+    static constexpr int latest_schema_version = 1;
+    int schema_version() const;
+    std::filesystem::path path() const { return path_; }
+
+    // Adds a connection; with replace=false an existing name is an error.
+    boost::system::result<connection_record> put_connection(const std::string& name,
+                                                            const connectors::connection_spec& spec,
+                                                            const std::string& secret_ref, bool replace);
+    std::vector<connection_record> list_connections() const;
+    std::optional<connection_record> find_connection(const std::string& name) const;
+    bool remove_connection(const std::string& name);
+
+private:
+    void migrate();
+    std::filesystem::path path_;
+    mutable std::mutex mu_;
+    std::unique_ptr<SQLite::Database> db_;
+};
+
+// Creates the folder (0700) that holds context.db, ledger.db and secrets.
+void ensure_home(const std::filesystem::path& home);
+// --home, else DATAVOR_HOME, else ~/.datavor
+std::filesystem::path default_home();
+
+}  // namespace datavor::engines::context
+
+template <>
+struct boost::system::is_error_code_enum<datavor::engines::context::context_error> : std::true_type {};

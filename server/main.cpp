@@ -1,0 +1,219 @@
+// datavor: the MCP server (`serve`) and its CLI mirrors for scripts.
+#include "engines/context/connections.hpp"
+#include "server/composition.hpp"
+#include "server/mcp_session.hpp"
+#include "server/transports.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+namespace asio = boost::asio;
+using namespace datavor;
+
+namespace {
+
+constexpr const char* usage = R"(Usage:
+  datavor serve [--home DIR] [--http HOST:PORT] [--token TOKEN] [--allow-origin ORIGIN]...
+      MCP server: stdio by default; Streamable HTTP on http://HOST:PORT/mcp with --http.
+      A non-loopback HOST needs --token (or DATAVOR_TOKEN).
+  datavor connection add NAME URL [--password-env VAR | --password-stdin] [--sslmode MODE]
+                                  [--sslrootcert FILE] [--replace] [--home DIR]
+  datavor connection list [--json] [--home DIR]
+  datavor connection test NAME [--tables a,b] [--timeout SECONDS] [--json] [--home DIR]
+  datavor connection remove NAME [--home DIR]
+  datavor --version
+State lives in --home, else $DATAVOR_HOME, else ~/.datavor.
+)";
+
+struct args {
+    std::vector<std::string> positional;
+    std::map<std::string, std::vector<std::string>> options;
+    bool has(const std::string& k) const { return options.count(k) > 0; }
+    std::string get(const std::string& k, std::string def = {}) const {
+        auto it = options.find(k);
+        return it == options.end() || it->second.empty() ? def : it->second.back();
+    }
+};
+
+const std::set<std::string> flags = {"--json", "--replace", "--password-stdin", "--help", "--version"};
+
+args parse_args(int argc, char** argv) {
+    args a;
+    for (int i = 1; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s.starts_with("--")) {
+            if (auto eq = s.find('='); eq != std::string::npos) {
+                a.options[s.substr(0, eq)].push_back(s.substr(eq + 1));
+            } else if (flags.count(s)) {
+                a.options[s];
+            } else if (i + 1 < argc) {
+                a.options[s].push_back(argv[++i]);
+            } else {
+                throw std::invalid_argument("option " + s + " needs a value");
+            }
+        } else {
+            a.positional.push_back(s);
+        }
+    }
+    return a;
+}
+
+std::filesystem::path home_of(const args& a) {
+    return a.has("--home") ? std::filesystem::path(a.get("--home")) : engines::context::default_home();
+}
+
+int serve(const args& a) {
+    server::application app(home_of(a));
+    server::mcp_server srv(server::product_info());
+    app.register_product(srv);
+    const bool http = a.has("--http");
+    asio::io_context io(http ? 2 : 1);
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](auto, int sig) {
+        srv.log(server::log_level::notice, "server", "signal " + std::to_string(sig) + ": shutting down");
+        io.stop();
+    });
+    std::exception_ptr failure;
+    auto on_done = [&](std::exception_ptr e) {
+        failure = e;
+        io.stop();
+    };
+    if (http) {
+        server::http_options o;
+        std::string hp = a.get("--http");
+        auto colon = hp.rfind(':');
+        if (colon == std::string::npos) throw std::invalid_argument("--http needs HOST:PORT, e.g. 127.0.0.1:7433");
+        o.address = hp.substr(0, colon);
+        o.port = static_cast<std::uint16_t>(std::stoi(hp.substr(colon + 1)));
+        if (a.has("--token")) o.token = a.get("--token");
+        else if (const char* t = std::getenv("DATAVOR_TOKEN"); t && *t) o.token = t;
+        if (auto it = a.options.find("--allow-origin"); it != a.options.end()) o.allowed_origins = it->second;
+        auto address = o.address;
+        asio::co_spawn(io, server::serve_http(srv, o, [&srv, address](std::uint16_t port) {
+                           srv.log(server::log_level::notice, "server",
+                                   "listening on http://" + address + ":" + std::to_string(port) + "/mcp");
+                       }),
+                       on_done);
+        std::thread second([&io] { io.run(); });
+        io.run();
+        second.join();
+    } else {
+        asio::co_spawn(io, server::serve_stdio(srv, std::chrono::seconds(30)), on_done);
+        io.run();
+    }
+    if (failure) std::rethrow_exception(failure);
+    return 0;
+}
+
+int connection_cmd(const args& a) {
+    if (a.positional.size() < 2) throw std::invalid_argument("connection needs a subcommand: add, list, test or remove");
+    const std::string& sub = a.positional[1];
+    server::application app(home_of(a));
+    auto deps = app.connections();
+    if (sub == "add") {
+        if (a.positional.size() != 4) throw std::invalid_argument("usage: datavor connection add NAME URL");
+        engines::context::add_connection_request req;
+        req.name = a.positional[2];
+        req.url = a.positional[3];
+        if (a.has("--password-env")) req.password_env = a.get("--password-env");
+        if (a.has("--password-stdin")) {
+            std::string pw;
+            std::getline(std::cin, pw);
+            req.password = pw;
+        }
+        if (a.has("--sslmode")) req.sslmode = a.get("--sslmode");
+        if (a.has("--sslrootcert")) req.sslrootcert = a.get("--sslrootcert");
+        req.replace = a.has("--replace");
+        auto r = engines::context::add_connection(deps.context, deps.secrets, req);
+        if (!r) {
+            std::cerr << "datavor: cannot add connection " << req.name << ": " << r.error().message() << "\n";
+            return 1;
+        }
+        std::cout << (r->created ? "added " : "unchanged ") << req.name << " " << r->record.spec.redacted_url() << "\n";
+        return 0;
+    }
+    if (sub == "list") {
+        auto list = deps.context.list_connections();
+        if (a.has("--json")) {
+            server::json_doc d(rapidjson::kArrayType);
+            for (const auto& r : list) d.PushBack(server::connection_json(r, d.GetAllocator()), d.GetAllocator());
+            std::cout << server::to_json(d) << "\n";
+        } else {
+            for (const auto& r : list) std::cout << r.name << "\t" << r.spec.redacted_url() << "\n";
+        }
+        return 0;
+    }
+    if (sub == "remove") {
+        if (a.positional.size() != 3) throw std::invalid_argument("usage: datavor connection remove NAME");
+        bool removed = engines::context::remove_connection(deps.context, deps.secrets, a.positional[2]);
+        std::cout << (removed ? "removed " : "no connection named ") << a.positional[2] << "\n";
+        return removed ? 0 : 1;
+    }
+    if (sub == "test") {
+        if (a.positional.size() != 3) throw std::invalid_argument("usage: datavor connection test NAME");
+        std::vector<std::string> tables;
+        std::string t = a.get("--tables");
+        for (std::size_t pos = 0; !t.empty() && pos != std::string::npos;) {
+            auto comma = t.find(',', pos);
+            tables.push_back(t.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+            pos = comma == std::string::npos ? comma : comma + 1;
+        }
+        asio::io_context io(1);
+        const bool json = a.has("--json");
+        auto fut = asio::co_spawn(io,
+                                  server::run_connection_test(deps, a.positional[2], tables,
+                                                              std::stoi(a.get("--timeout", "10")), nullptr),
+                                  asio::use_future);
+        io.run();
+        server::json_doc result = fut.get();
+        const server::json_value* sc = server::member(result, "structuredContent");
+        if (!sc) {
+            std::cerr << "datavor: " << result["content"][0]["text"].GetString() << "\n";
+            return 1;
+        }
+        if (json) {
+            std::cout << server::to_json(*sc) << "\n";
+        } else {
+            for (const auto& c : (*sc)["checks"].GetArray()) {
+                std::cout << c["status"].GetString() << "\t" << c["title"].GetString() << ": " << c["detail"].GetString()
+                          << "\n";
+                if (c.HasMember("fix")) std::cout << "\tfix: " << c["fix"].GetString() << "\n";
+            }
+            std::cout << (*sc)["summary"].GetString() << "\n";
+        }
+        return (*sc)["ok"].GetBool() ? 0 : 2;
+    }
+    throw std::invalid_argument("unknown connection subcommand " + sub);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        args a = parse_args(argc, argv);
+        if (a.has("--version")) {
+            std::cout << "datavor " << server::product_info().version << "\n";
+            return 0;
+        }
+        if (a.has("--help") || a.positional.empty()) {
+            std::cout << usage;
+            return a.positional.empty() && !a.has("--help") ? 2 : 0;
+        }
+        if (a.positional[0] == "serve") return serve(a);
+        if (a.positional[0] == "connection") return connection_cmd(a);
+        std::cerr << "datavor: unknown command " << a.positional[0] << "\n" << usage;
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "datavor: " << e.what() << "\n";
+        return 1;
+    }
+}
