@@ -25,6 +25,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <deque>
 #include <map>
 #include <random>
@@ -206,9 +207,12 @@ public:
             co_await http::async_read(stream_, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
             if (ec == http::error::body_limit) {
                 request dummy;
-                co_await write(error_response(dummy, http::status::payload_too_large, jsonrpc::invalid_request,
-                                              "Message larger than " + std::to_string(max_message_bytes) + " bytes"));
-                break;
+                auto res = error_response(dummy, http::status::payload_too_large, jsonrpc::invalid_request,
+                                          "Message larger than " + std::to_string(max_message_bytes) + " bytes");
+                res.keep_alive(false);
+                co_await write(std::move(res));
+                co_await linger_close();
+                co_return;
             }
             if (ec) break;
             request req = parser.release();
@@ -220,6 +224,20 @@ public:
     }
 
 private:
+    // Closes after an early answer while the peer may still be sending: stop
+    // writing, then read and drop what arrives (bounded), so the peer reads
+    // our answer instead of a connection reset.
+    asio::awaitable<void> linger_close() {
+        boost::system::error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        stream_.expires_after(std::chrono::seconds(5));
+        std::array<char, 65536> sink;
+        std::size_t drained = 0;
+        while (!ec && drained < 64 * max_message_bytes)
+            drained += co_await stream_.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+        stream_.close();
+    }
+
     template <class Res>
     asio::awaitable<bool> write(Res res) {
         boost::system::error_code ec;

@@ -9,6 +9,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <rapidjson/prettywriter.h>
+
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -30,6 +32,8 @@ constexpr const char* usage = R"(Usage:
   datavor connection list [--json] [--home DIR]
   datavor connection test NAME [--tables a,b] [--timeout SECONDS] [--json] [--home DIR]
   datavor connection remove NAME [--home DIR]
+  datavor claude-config [--home DIR]
+      Prints a claude_desktop_config.json block for this binary (absolute path).
   datavor --version
 State lives in --home, else $DATAVOR_HOME, else ~/.datavor.
 )";
@@ -195,6 +199,28 @@ int connection_cmd(const args& a) {
     throw std::invalid_argument("unknown connection subcommand " + sub);
 }
 
+int claude_config(const args& a) {
+    auto self = std::filesystem::read_symlink("/proc/self/exe").string();
+    server::json_doc d(rapidjson::kObjectType);
+    auto& al = d.GetAllocator();
+    server::json_value servers(rapidjson::kObjectType), entry(rapidjson::kObjectType), argv(rapidjson::kArrayType);
+    entry.AddMember("command", server::str(self, al), al);
+    argv.PushBack("serve", al);
+    if (a.has("--home")) {
+        argv.PushBack("--home", al);
+        argv.PushBack(server::str(std::filesystem::absolute(a.get("--home")).string(), al), al);
+    }
+    entry.AddMember("args", argv, al);
+    servers.AddMember("datavor", entry, al);
+    d.AddMember("mcpServers", servers, al);
+    rapidjson::StringBuffer buf;
+    rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+    w.SetIndent(' ', 2);
+    d.Accept(w);
+    std::cout << buf.GetString() << "\n";
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,6 +235,7 @@ int main(int argc, char** argv) {
             return a.positional.empty() && !a.has("--help") ? 2 : 0;
         }
         if (a.positional[0] == "serve") return serve(a);
+        if (a.positional[0] == "claude-config") return claude_config(a);
         if (a.positional[0] == "connection") return connection_cmd(a);
         std::cerr << "datavor: unknown command " << a.positional[0] << "\n" << usage;
         return 2;

@@ -92,10 +92,22 @@ std::optional<std::string> tool_catalog::validate(const tool_definition& tool, c
     v.GetInvalidSchemaPointer().StringifyUriFragment(sp);
     const json_value* input = member(tool.definition, "inputSchema");
     const json_value* schema_node = resolve_pointer(*input, std::string(sp.GetString(), sp.GetSize()));
-    const json_value* value = v.GetInvalidDocumentPointer().Get(arguments);
-    if (v.GetInvalidDocumentPointer().GetTokenCount() == 0) value = &arguments;
-    return "Invalid arguments for tool " + tool.name + " " +
-           explain(v.GetInvalidSchemaKeyword(), schema_node, value, pointer_text(v.GetInvalidDocumentPointer())) +
+    const std::string keyword = v.GetInvalidSchemaKeyword();
+    rapidjson::Pointer where = v.GetInvalidDocumentPointer();
+    // RapidJSON reports an additionalProperties violation at the extra member
+    // itself (/colour); explain() needs the object that holds it.
+    if (keyword == "additionalProperties" && where.GetTokenCount() > 0) {
+        rapidjson::Pointer parent;  // an owning copy: where's tokens are freed when it is reassigned
+        for (std::size_t i = 0; i + 1 < where.GetTokenCount(); ++i) parent = parent.Append(where.GetTokens()[i]);
+        const auto& last = where.GetTokens()[where.GetTokenCount() - 1];
+        const json_value name(rapidjson::StringRef(last.name, last.length));
+        const json_value* obj = parent.GetTokenCount() == 0 ? &arguments : parent.Get(arguments);
+        const json_value* props = schema_node ? member(*schema_node, "properties") : nullptr;
+        const bool declared = props && props->IsObject() && props->HasMember(name);
+        if (obj && obj->IsObject() && obj->HasMember(name) && !declared) where = parent;
+    }
+    const json_value* value = where.GetTokenCount() == 0 ? &arguments : where.Get(arguments);
+    return "Invalid arguments for tool " + tool.name + " " + explain(keyword, schema_node, value, pointer_text(where)) +
            ". Fix the arguments to match the tool's inputSchema and call it again.";
 }
 

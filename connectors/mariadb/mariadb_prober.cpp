@@ -105,11 +105,18 @@ asio::awaitable<probe_report> mariadb_prober::run_checks(probe_request req, prob
     setting("binlog_row_image", "FULL");
     setting("binlog_row_metadata", "FULL");
 
-    // Grants: information_schema lists the current account's own privileges.
-    const std::string grantee_expr =
-        "CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
-    auto who = co_await s->query("SELECT " + grantee_expr);
-    const std::string grantee = (!who.empty() && who[0][0]) ? *who[0][0] : "''@''";
+    // Grants: information_schema lists the current account's own privileges,
+    // under GRANTEE 'user'@'host' written without escaping. CURRENT_USER() is
+    // user@host; the host has no '@' but the user may, so split at the last one.
+    const std::string account_host = "SUBSTRING_INDEX(CURRENT_USER(), '@', -1)";
+    const std::string account_user =
+        "LEFT(CURRENT_USER(), CHAR_LENGTH(CURRENT_USER()) - CHAR_LENGTH(" + account_host + ") - 1)";
+    const std::string grantee_expr = "CONCAT('''', " + account_user + ", '''@''', " + account_host + ", '''')";
+    // The account as SQL for the fixes: each part quoted, so a name with a quote stays a name.
+    auto who = co_await s->query("SELECT " + account_user + ", " + account_host);
+    const std::string grantee = (!who.empty() && who[0].size() == 2 && who[0][0] && who[0][1])
+                                    ? quote_mysql_literal(*who[0][0]) + "@" + quote_mysql_literal(*who[0][1])
+                                    : "''@''";
     std::set<std::string> global;
     for (auto& row : co_await s->query(
              "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = " + grantee_expr))
@@ -151,6 +158,13 @@ asio::awaitable<probe_report> mariadb_prober::run_checks(probe_request req, prob
                                         " AND TABLE_NAME = " + quote_mysql_literal(qn.name));
         if (exists.empty()) {
             not_found.push_back(t);
+            // information_schema hides a table on which the account has no
+            // privilege at all: without global SELECT it may exist unreadable.
+            if (!global_select) {
+                no_select.push_back(t);
+                select_fix += "GRANT SELECT ON " + quote_mysql_ident(qn.schema) + "." + quote_mysql_ident(qn.name) +
+                              " TO " + grantee + "; ";
+            }
             continue;
         }
         if (global_select) continue;
@@ -174,7 +188,9 @@ asio::awaitable<probe_report> mariadb_prober::run_checks(probe_request req, prob
                                     for (auto& n : not_found) x += (x.empty() ? "" : ", ") + n;
                                     return x;
                                 }(),
-            "Check the table names (database.table); create the tables or remove them from the list.");
+            std::string("Check the table names (database.table); create the tables or remove them from the list.") +
+                (global_select ? ""
+                               : " A table this account has no privilege on is not visible to it: see select_privilege."));
     if (tables.empty() && spec.database.empty()) {
         add("select_privilege", "SELECT on the tables (initial snapshot)",
             global_select ? check_status::pass : check_status::skip,

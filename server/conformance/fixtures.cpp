@@ -142,8 +142,9 @@ void register_fixtures(mcp_server& s) {
               (std::string(R"([{"type":"text","text":"Multiple content types test:"},{"type":"image","data":")") + png +
                R"(","mimeType":"image/png"},{"type":"resource","resource":{"uri":"test://mixed-content-resource","mimeType":"application/json","text":"{\"test\":\"data\",\"value\":123}"}}])")
                   .c_str());
-    add_fixed(s, tool("test_error_handling", "Always fails with a tool error"),
-              R"([{"type":"text","text":"This tool intentionally returns an error for testing"}])");
+    s.add_tool(tool("test_error_handling", "Always fails with a tool error"), [](json_doc, std::shared_ptr<call_context>) {
+        return fixed(text_result("This tool intentionally returns an error for testing", true));
+    });
     s.add_tool(tool("test_tool_with_logging", "Sends three log messages"),
                [](json_doc, std::shared_ptr<call_context> c) { return with_logging(std::move(c)); });
     s.add_tool(tool("test_tool_with_progress", "Reports progress three times"),
@@ -181,7 +182,6 @@ void register_fixtures(mcp_server& s) {
         "properties":{"name":{"type":"string"},"address":{"$ref":"#/$defs/address"}},"additionalProperties":false}})",
                [](json_doc a, std::shared_ptr<call_context>) { return fixed(text_result("Received: " + to_json(a))); });
 
-    // test_error_handling must answer with isError: true.
     resource_provider res;
     res.list = [](json_value& out, json_alloc& a) {
         for (auto [uri, name, mime] : {std::tuple{"test://static-text", "static-text", "text/plain"},
