@@ -19,4 +19,11 @@ bool probe_report::ok() const {
                         [](const prerequisite_check& c) { return c.status == check_status::fail; });
 }
 
+void check_recorder::operator()(std::string id, std::string title, check_status status, std::string detail,
+                                 std::string fix) {
+    report_.checks.push_back({std::move(id), std::move(title), status, std::move(detail),
+                              status == check_status::pass ? std::string{} : std::move(fix)});
+    if (progress_) progress_(report_.checks.back());
+}
+
 }  // namespace datavor::connectors

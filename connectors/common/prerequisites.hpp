@@ -43,6 +43,19 @@ struct probe_report {
 
 using probe_progress = std::function<void(const prerequisite_check&)>;
 
+// Appends checks to a report and announces each one as it is decided. A
+// passing check never carries a fix.
+class check_recorder {
+public:
+    check_recorder(probe_report& report, probe_progress progress)
+        : report_(report), progress_(std::move(progress)) {}
+    void operator()(std::string id, std::string title, check_status status, std::string detail, std::string fix = {});
+
+private:
+    probe_report& report_;
+    probe_progress progress_;
+};
+
 class prerequisite_prober {
 public:
     virtual ~prerequisite_prober() = default;

@@ -31,11 +31,7 @@ std::string persist_note(const std::string& setting) {
 
 asio::awaitable<probe_report> mariadb_prober::run_checks(probe_request req, probe_progress progress) {
     probe_report rep;
-    auto add = [&](std::string id, std::string title, check_status st, std::string detail, std::string fix = {}) {
-        rep.checks.push_back({std::move(id), std::move(title), st, std::move(detail),
-                              st == check_status::pass ? std::string{} : std::move(fix)});
-        if (progress) progress(rep.checks.back());
-    };
+    check_recorder add(rep, std::move(progress));
     const auto& spec = req.spec;
     mariadb_connect_options o;
     o.host = spec.host;

@@ -2,20 +2,9 @@
 
 #include <mysql.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/posix/descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 namespace asio = boost::asio;
-using namespace boost::asio::experimental::awaitable_operators;
-
-namespace datavor::connectors::mariadb {
-struct mariadb_session::socket_watch : asio::posix::descriptor {
-    using asio::posix::descriptor::descriptor;
-};
-}  // namespace datavor::connectors::mariadb
 
 namespace datavor::connectors::mariadb {
 namespace {
@@ -31,12 +20,10 @@ bool retryable_errno(unsigned e) {
 
 void mariadb_session::mysql_closer::operator()(st_mysql* m) const noexcept { mysql_close(m); }
 
-mariadb_session::mariadb_session(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+mariadb_session::mariadb_session(asio::any_io_executor ex) : ready_(std::move(ex)) {}
 mariadb_session::mariadb_session(mariadb_session&&) noexcept = default;
 mariadb_session& mariadb_session::operator=(mariadb_session&&) noexcept = default;
-mariadb_session::~mariadb_session() {
-    if (sock_) sock_->release();  // the driver owns the socket
-}
+mariadb_session::~mariadb_session() = default;
 
 void mariadb_session::fail(const std::string& what) const {
     unsigned e = mysql_errno(mysql_.get());
@@ -47,31 +34,15 @@ bool mariadb_session::tls_in_use() const noexcept { return mysql_ && mysql_get_s
 std::string mariadb_session::server_version() const { return mysql_get_server_info(mysql_.get()); }
 
 asio::awaitable<int> mariadb_session::wait(int status) {
-    int fd = static_cast<int>(mysql_get_socket(mysql_.get()));
-    if (fd != fd_ || !sock_) {
-        if (sock_) sock_->release();
-        sock_.reset();
-        if (fd >= 0) sock_ = std::make_unique<socket_watch>(ex_, fd);
-        fd_ = fd;
-    }
+    const int fd = static_cast<int>(mysql_get_socket(mysql_.get()));
     auto ms = (status & MYSQL_WAIT_TIMEOUT) ? std::chrono::milliseconds(mysql_get_timeout_value_ms(mysql_.get()))
                                             : timeout_;
-    asio::steady_timer timer(ex_, ms);
-    const bool r = status & MYSQL_WAIT_READ, w = status & MYSQL_WAIT_WRITE;
-    if (!sock_ || (!r && !w)) {
-        co_await timer.async_wait(asio::use_awaitable);
-        co_return MYSQL_WAIT_TIMEOUT;
+    switch (co_await ready_.wait(fd, status & MYSQL_WAIT_READ, status & MYSQL_WAIT_WRITE, ms)) {
+        case fd_readiness::readable: co_return MYSQL_WAIT_READ;
+        case fd_readiness::writable: co_return MYSQL_WAIT_WRITE;
+        case fd_readiness::timed_out: break;
     }
-    using d = asio::posix::descriptor;
-    if (r && w) {
-        auto v = co_await (sock_->async_wait(d::wait_read, asio::use_awaitable) ||
-                           sock_->async_wait(d::wait_write, asio::use_awaitable) ||
-                           timer.async_wait(asio::use_awaitable));
-        co_return v.index() == 0 ? MYSQL_WAIT_READ : v.index() == 1 ? MYSQL_WAIT_WRITE : MYSQL_WAIT_TIMEOUT;
-    }
-    auto v = co_await (sock_->async_wait(r ? d::wait_read : d::wait_write, asio::use_awaitable) ||
-                       timer.async_wait(asio::use_awaitable));
-    co_return v.index() == 0 ? (r ? MYSQL_WAIT_READ : MYSQL_WAIT_WRITE) : MYSQL_WAIT_TIMEOUT;
+    co_return MYSQL_WAIT_TIMEOUT;
 }
 
 asio::awaitable<mariadb_session> mariadb_session::connect(mariadb_connect_options o) {

@@ -6,6 +6,8 @@
 // Lifecycle: created by connect(); closed by the destructor. One operation in
 // flight at a time. Cancellation: honours the caller's cancellation slot; a
 // cancelled operation leaves the connection unusable (drop it).
+#include "connectors/common/fd_readiness.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
@@ -65,11 +67,9 @@ private:
     struct mysql_closer {
         void operator()(st_mysql* m) const noexcept;
     };
+    // Destroyed before mysql_ (declared after it), so the socket is released before mysql_close.
     std::unique_ptr<st_mysql, mysql_closer> mysql_;
-    boost::asio::any_io_executor ex_;
-    int fd_ = -1;
-    struct socket_watch;  // asio descriptor over the driver's socket (defined in the .cpp)
-    std::unique_ptr<socket_watch> sock_;
+    fd_readiness ready_;
     std::chrono::milliseconds timeout_{10000};
 };
 

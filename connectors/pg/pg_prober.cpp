@@ -22,20 +22,6 @@ std::string value(PGresult* r, int row, int col) {
 }
 bool truthy(PGresult* r, int row, int col) { return value(r, row, col) == "t"; }
 
-class report_builder {
-public:
-    report_builder(probe_report& rep, const probe_progress& progress) : rep_(rep), progress_(progress) {}
-    void add(std::string id, std::string title, check_status st, std::string detail, std::string fix = {}) {
-        rep_.checks.push_back({std::move(id), std::move(title), st, std::move(detail),
-                               st == check_status::pass ? std::string{} : std::move(fix)});
-        if (progress_) progress_(rep_.checks.back());
-    }
-
-private:
-    probe_report& rep_;
-    const probe_progress& progress_;
-};
-
 constexpr const char* settings_sql = R"sql(
 SELECT current_setting('server_version_num')::int,
        current_setting('server_version'),
@@ -78,7 +64,7 @@ std::map<std::string, std::string> libpq_options(const connection_spec& spec,
 
 asio::awaitable<probe_report> pg_prober::run_checks(probe_request req, probe_progress progress) {
     probe_report rep;
-    report_builder add(rep, progress);
+    check_recorder add(rep, std::move(progress));
     const auto& spec = req.spec;
 
     std::optional<pg_session> session;
@@ -89,7 +75,7 @@ asio::awaitable<probe_report> pg_prober::run_checks(probe_request req, probe_pro
         connect_error = e.what();
     }
     if (!session) {
-        add.add("reachable", "Server is reachable and accepts the credentials", check_status::fail, connect_error,
+        add("reachable", "Server is reachable and accepts the credentials", check_status::fail, connect_error,
                 "Check host, port and database in the URL, that the server listens on that address "
                 "(listen_addresses), that pg_hba.conf has a line for this client (e.g. `host " +
                     (spec.database.empty() ? std::string("all") : spec.database) + " " +
@@ -97,13 +83,13 @@ asio::awaitable<probe_report> pg_prober::run_checks(probe_request req, probe_pro
                     " <client-ip>/32 scram-sha-256` plus a `replication` line), and that the password source is right.");
         co_return rep;
     }
-    add.add("reachable", "Server is reachable and accepts the credentials", check_status::pass,
+    add("reachable", "Server is reachable and accepts the credentials", check_status::pass,
             "connected to " + spec.host + (spec.port ? ":" + std::to_string(spec.port) : std::string{}));
 
     auto res = co_await session->query(settings_sql);
     PGresult* r = res.get();
     if (PQntuples(r) != 1) {
-        add.add("role", "Current role is visible in pg_roles", check_status::fail, "pg_roles has no row for current_user",
+        add("role", "Current role is visible in pg_roles", check_status::fail, "pg_roles has no row for current_user",
                 "Connect as a role that exists.");
         co_return rep;
     }
@@ -125,52 +111,52 @@ asio::awaitable<probe_report> pg_prober::run_checks(probe_request req, probe_pro
         "On the server set `ssl = on` with a certificate (ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();), "
         "then add `?sslmode=verify-full&sslrootcert=/path/to/ca.pem` to the connection URL.";
     if (ssl) {
-        add.add("tls", "Connection is encrypted (TLS)", check_status::pass, "TLS in use (" + ssl_version + ")");
+        add("tls", "Connection is encrypted (TLS)", check_status::pass, "TLS in use (" + ssl_version + ")");
     } else if (is_loopback(spec.host)) {
-        add.add("tls", "Connection is encrypted (TLS)", check_status::warn,
+        add("tls", "Connection is encrypted (TLS)", check_status::warn,
                 "not encrypted; acceptable on loopback only", tls_fix);
     } else {
-        add.add("tls", "Connection is encrypted (TLS)", check_status::fail,
+        add("tls", "Connection is encrypted (TLS)", check_status::fail,
                 "not encrypted over the network: credentials and data travel in clear", tls_fix);
     }
 
     // Version
     if (version_num >= 140000) {
-        add.add("version", "PostgreSQL 14 or later (pgoutput protocol 2, streaming)", check_status::pass,
+        add("version", "PostgreSQL 14 or later (pgoutput protocol 2, streaming)", check_status::pass,
                 "PostgreSQL " + rep.server_version);
     } else if (version_num >= 100000) {
-        add.add("version", "PostgreSQL 14 or later (pgoutput protocol 2, streaming)", check_status::warn,
+        add("version", "PostgreSQL 14 or later (pgoutput protocol 2, streaming)", check_status::warn,
                 "PostgreSQL " + rep.server_version + ": large transactions are buffered whole before they are sent",
                 "Upgrade to PostgreSQL 14 or later to stream large transactions in chunks.");
     } else {
-        add.add("version", "PostgreSQL 14 or later (pgoutput protocol 2, streaming)", check_status::fail,
+        add("version", "PostgreSQL 14 or later (pgoutput protocol 2, streaming)", check_status::fail,
                 "PostgreSQL " + rep.server_version + " has no pgoutput logical decoding",
                 "Upgrade to PostgreSQL 10 or later (14+ recommended).");
     }
 
     // wal_level
-    add.add("wal_level", "wal_level = logical", wal_level == "logical" ? check_status::pass : check_status::fail,
+    add("wal_level", "wal_level = logical", wal_level == "logical" ? check_status::pass : check_status::fail,
             "wal_level is " + wal_level, "ALTER SYSTEM SET wal_level = logical; -- then restart PostgreSQL");
 
     // Slots and senders
     const int slots_free = slots_max - slots_used;
-    add.add("replication_slots", "A free replication slot (max_replication_slots)",
+    add("replication_slots", "A free replication slot (max_replication_slots)",
             slots_free > 0 ? check_status::pass : check_status::fail,
             std::to_string(slots_used) + " of " + std::to_string(slots_max) + " slots in use",
             "ALTER SYSTEM SET max_replication_slots = " + std::to_string(slots_used + 4) +
                 "; -- then restart PostgreSQL (or drop an unused slot: SELECT pg_drop_replication_slot('name');)");
     const int senders_free = senders_max - senders_used;
-    add.add("wal_senders", "A free WAL sender (max_wal_senders)", senders_free > 0 ? check_status::pass : check_status::fail,
+    add("wal_senders", "A free WAL sender (max_wal_senders)", senders_free > 0 ? check_status::pass : check_status::fail,
             std::to_string(senders_used) + " of " + std::to_string(senders_max) + " WAL senders in use",
             "ALTER SYSTEM SET max_wal_senders = " + std::to_string(senders_used + 4) + "; -- then restart PostgreSQL");
 
     // REPLICATION attribute
     if (rolreplication || rolsuper) {
-        add.add("replication_role", "Role has the REPLICATION attribute", check_status::pass,
+        add("replication_role", "Role has the REPLICATION attribute", check_status::pass,
                 "role " + role + (rolsuper ? " is a superuser" : " has REPLICATION") +
                     (rolsuper ? " (least privilege: a dedicated role with REPLICATION is enough)" : ""));
     } else {
-        add.add("replication_role", "Role has the REPLICATION attribute", check_status::fail,
+        add("replication_role", "Role has the REPLICATION attribute", check_status::fail,
                 "role " + role + " lacks the REPLICATION attribute, so it cannot create a replication slot",
                 "ALTER ROLE " + qrole + " REPLICATION;");
     }
@@ -206,20 +192,20 @@ asio::awaitable<probe_report> pg_prober::run_checks(probe_request req, probe_pro
         }
     }
     if (req.tables.empty()) {
-        add.add("tables_exist", "Tables exist", check_status::skip, "no tables named; pass tables to check them");
-        add.add("select_privilege", "SELECT on the tables (initial snapshot)", check_status::skip, "no tables named");
-        add.add("publication", "May create a publication for the tables", check_status::skip, "no tables named");
+        add("tables_exist", "Tables exist", check_status::skip, "no tables named; pass tables to check them");
+        add("select_privilege", "SELECT on the tables (initial snapshot)", check_status::skip, "no tables named");
+        add("publication", "May create a publication for the tables", check_status::skip, "no tables named");
     } else {
         auto join = [](const std::vector<std::string>& v) {
             std::string s;
             for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
             return s;
         };
-        add.add("tables_exist", "Tables exist", missing.empty() ? check_status::pass : check_status::fail,
+        add("tables_exist", "Tables exist", missing.empty() ? check_status::pass : check_status::fail,
                 missing.empty() ? "all " + std::to_string(req.tables.size()) + " tables found"
                                 : "not found: " + join(missing),
                 "Check the table names (schema.table); create the tables or remove them from the list.");
-        add.add("select_privilege", "SELECT on the tables (initial snapshot)",
+        add("select_privilege", "SELECT on the tables (initial snapshot)",
                 no_select.empty() ? check_status::pass : check_status::fail,
                 no_select.empty() ? "SELECT granted" : "no SELECT on: " + join(no_select), select_fix);
         std::string pub_detail;
@@ -235,25 +221,25 @@ asio::awaitable<probe_report> pg_prober::run_checks(probe_request req, probe_pro
                        quote_pg_ident("datavor_pub") + " FOR TABLE " + join(quoted_tables) +
                        "; and give the stream that publication name.";
         }
-        add.add("publication", "May create a publication for the tables",
+        add("publication", "May create a publication for the tables",
                 can_publish ? check_status::pass : check_status::fail, pub_detail, pub_fix);
         if (!no_identity.empty())
-            add.add("replica_identity", "Each table has a primary key or REPLICA IDENTITY FULL", check_status::fail,
+            add("replica_identity", "Each table has a primary key or REPLICA IDENTITY FULL", check_status::fail,
                     "no primary key and no replica identity: updates and deletes cannot be identified on " +
                         join(no_identity),
                     identity_fix + "-- or add a primary key");
         else
-            add.add("replica_identity", "Each table has a primary key or REPLICA IDENTITY FULL", check_status::pass,
+            add("replica_identity", "Each table has a primary key or REPLICA IDENTITY FULL", check_status::pass,
                     "every table can identify its rows");
     }
 
     // WAL retention guard
     if (keep_size == "-1") {
-        add.add("max_slot_wal_keep_size", "WAL retained by a stalled slot is bounded (max_slot_wal_keep_size)",
+        add("max_slot_wal_keep_size", "WAL retained by a stalled slot is bounded (max_slot_wal_keep_size)",
                 check_status::warn, "max_slot_wal_keep_size = -1: a stopped stream can fill the source's disk",
                 "ALTER SYSTEM SET max_slot_wal_keep_size = '10GB'; SELECT pg_reload_conf();");
     } else {
-        add.add("max_slot_wal_keep_size", "WAL retained by a stalled slot is bounded (max_slot_wal_keep_size)",
+        add("max_slot_wal_keep_size", "WAL retained by a stalled slot is bounded (max_slot_wal_keep_size)",
                 check_status::pass, "max_slot_wal_keep_size = " + keep_size);
     }
     co_return rep;

@@ -2,20 +2,9 @@
 
 #include "connectors/pg/pg_error.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/posix/descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 namespace asio = boost::asio;
-using namespace boost::asio::experimental::awaitable_operators;
-
-namespace datavor::connectors::pg {
-struct pg_session::socket_watch : asio::posix::descriptor {
-    using asio::posix::descriptor::descriptor;
-};
-}  // namespace datavor::connectors::pg
 
 namespace datavor::connectors::pg {
 namespace {
@@ -26,8 +15,8 @@ std::string trim_message(const char* m) {
     return s;
 }
 
-// Connection-level failures (08xxx), admin shutdown (57P01..03) and
-// too-many-connections (53300) may succeed later; everything else will not.
+// Connection-level failures (08xxx), admin shutdown (57P01..03), too many
+// connections (53300), serialization failure and deadlock may succeed later.
 bool retryable_state(const std::string& s) {
     return s.empty() || s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03" || s == "53300" ||
            s == "40001" || s == "40P01";
@@ -35,32 +24,20 @@ bool retryable_state(const std::string& s) {
 
 }  // namespace
 
-pg_session::pg_session(pg_conn_ptr conn, asio::any_io_executor ex) : conn_(std::move(conn)), ex_(std::move(ex)) {}
+pg_session::pg_session(pg_conn_ptr conn, asio::any_io_executor ex, std::chrono::milliseconds timeout)
+    : conn_(std::move(conn)), ready_(std::move(ex)), timeout_(timeout) {}
 pg_session::pg_session(pg_session&&) noexcept = default;
 pg_session& pg_session::operator=(pg_session&&) noexcept = default;
-
-pg_session::~pg_session() {
-    // libpq owns the socket: asio must not close it.
-    if (sock_) sock_->release();
-}
+pg_session::~pg_session() = default;
 
 bool pg_session::tls_in_use() const noexcept { return conn_ && PQsslInUse(conn_.get()) == 1; }
 
-asio::awaitable<void> pg_session::wait(bool read, bool write) {
+asio::awaitable<void> pg_session::wait(bool read, bool write, std::chrono::steady_clock::time_point deadline) {
     int fd = PQsocket(conn_.get());
     if (fd < 0) throw pg_error("PostgreSQL connection has no socket: " + trim_message(PQerrorMessage(conn_.get())), "", true);
-    if (fd != fd_ || !sock_) {
-        if (sock_) sock_->release();
-        sock_ = std::make_unique<socket_watch>(ex_, fd);
-        fd_ = fd;
-    }
-    if (read && write) {
-        co_await (sock_->async_wait(asio::posix::descriptor::wait_read, asio::use_awaitable) ||
-                  sock_->async_wait(asio::posix::descriptor::wait_write, asio::use_awaitable));
-    } else {
-        co_await sock_->async_wait(read ? asio::posix::descriptor::wait_read : asio::posix::descriptor::wait_write,
-                                   asio::use_awaitable);
-    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() < 0 || co_await ready_.wait(fd, read, write, left) == fd_readiness::timed_out)
+        throw pg_error("timed out after " + std::to_string(timeout_.count()) + " ms waiting for PostgreSQL", "", true);
 }
 
 asio::awaitable<pg_session> pg_session::connect(std::map<std::string, std::string> options,
@@ -78,19 +55,15 @@ asio::awaitable<pg_session> pg_session::connect(std::map<std::string, std::strin
     if (PQstatus(conn.get()) == CONNECTION_BAD)
         throw pg_error(trim_message(PQerrorMessage(conn.get())), "", false);
 
-    pg_session s(std::move(conn), ex);
-    asio::steady_timer deadline(ex, timeout);
+    pg_session s(std::move(conn), ex, timeout);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     auto poll = PGRES_POLLING_WRITING;
     for (;;) {
         if (poll == PGRES_POLLING_OK) break;
         if (poll == PGRES_POLLING_FAILED) {
             throw pg_error(trim_message(PQerrorMessage(s.conn_.get())), "", true);
         }
-        auto r = co_await (s.wait(poll == PGRES_POLLING_READING, poll == PGRES_POLLING_WRITING) ||
-                           deadline.async_wait(asio::use_awaitable));
-        if (r.index() == 1)
-            throw pg_error("timed out after " + std::to_string(timeout.count()) + " ms connecting to PostgreSQL", "",
-                           true);
+        co_await s.wait(poll == PGRES_POLLING_READING, poll == PGRES_POLLING_WRITING, deadline);
         poll = PQconnectPoll(s.conn_.get());
     }
     if (PQsetnonblocking(s.conn_.get(), 1) != 0)
@@ -103,6 +76,7 @@ asio::awaitable<pg_result_ptr> pg_session::query(std::string sql, pg_params para
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
     PGconn* c = conn_.get();
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
     if (!PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
                            0))
         throw pg_error(trim_message(PQerrorMessage(c)), "", true);
@@ -110,13 +84,13 @@ asio::awaitable<pg_result_ptr> pg_session::query(std::string sql, pg_params para
         int f = PQflush(c);
         if (f == 0) break;
         if (f < 0) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
-        co_await wait(true, true);
+        co_await wait(true, true, deadline);
         if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
     }
     pg_result_ptr last;
     for (;;) {
         while (PQisBusy(c)) {
-            co_await wait(true, false);
+            co_await wait(true, false, deadline);
             if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
         }
         pg_result_ptr r(PQgetResult(c));

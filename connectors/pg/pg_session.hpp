@@ -7,6 +7,7 @@
 // flight at a time; the caller serialises (a strand or a single coroutine).
 // Cancellation: every await honours the caller's cancellation slot; a
 // cancelled operation leaves the connection unusable (drop it).
+#include "connectors/common/fd_readiness.hpp"
 #include "connectors/pg/pg_handles.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -29,7 +30,8 @@ public:
     ~pg_session();
 
     // Connects with libpq keyword/value options (host, port, dbname, user,
-    // password, sslmode, replication, …). Throws pg_error on failure or timeout.
+    // password, sslmode, replication, …). Throws pg_error on failure or when
+    // `timeout` passes; every later query gets the same timeout.
     static boost::asio::awaitable<pg_session> connect(std::map<std::string, std::string> options,
                                                       std::chrono::milliseconds timeout);
 
@@ -41,14 +43,14 @@ public:
     bool tls_in_use() const noexcept;
 
 private:
-    pg_session(pg_conn_ptr conn, boost::asio::any_io_executor ex);
-    boost::asio::awaitable<void> wait(bool read, bool write);
+    pg_session(pg_conn_ptr conn, boost::asio::any_io_executor ex, std::chrono::milliseconds timeout);
+    // Waits for the socket until `deadline`; throws pg_error on timeout.
+    boost::asio::awaitable<void> wait(bool read, bool write, std::chrono::steady_clock::time_point deadline);
 
+    // Destroyed before conn_ (declared after it), so the socket is released before PQfinish closes it.
     pg_conn_ptr conn_;
-    boost::asio::any_io_executor ex_;
-    int fd_ = -1;
-    struct socket_watch;  // asio descriptor over the driver's socket (defined in the .cpp)
-    std::unique_ptr<socket_watch> sock_;
+    fd_readiness ready_;
+    std::chrono::milliseconds timeout_;
 };
 
 }  // namespace datavor::connectors::pg

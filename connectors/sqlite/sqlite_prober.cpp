@@ -8,11 +8,7 @@ namespace datavor::connectors::sqlite {
 
 boost::asio::awaitable<probe_report> sqlite_prober::run_checks(probe_request req, probe_progress progress) {
     probe_report rep;
-    auto add = [&](std::string id, std::string title, check_status st, std::string detail, std::string fix) {
-        rep.checks.push_back({std::move(id), std::move(title), st, std::move(detail),
-                              st == check_status::pass ? std::string{} : std::move(fix)});
-        if (progress) progress(rep.checks.back());
-    };
+    check_recorder add(rep, std::move(progress));
     const std::filesystem::path path = req.spec.path;
     auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
     std::error_code ec;
