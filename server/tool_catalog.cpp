@@ -54,7 +54,9 @@ std::string explain(const std::string& keyword, const json_value* schema, const 
         return msg + "expected one of " + json_list(*field("enum")) + ", got " + (value ? to_json(*value) : "nothing");
     if (keyword == "pattern" && field("pattern"))
         return msg + "value " + (value ? to_json(*value) : "") + " does not match the pattern " +
-               to_json(*field("pattern")) + (field("description") ? " (" + std::string(field("description")->GetString()) + ")" : "");
+               to_json(*field("pattern")) + (field("description") && field("description")->IsString()
+                    ? " (" + std::string(field("description")->GetString()) + ")"
+                    : "");
     for (const char* k : {"minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems"})
         if (keyword == k && field(k))
             return msg + "violates " + keyword + " " + to_json(*field(k)) + ", got " + (value ? to_json(*value) : "nothing");
