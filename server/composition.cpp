@@ -2,9 +2,13 @@
 
 #include "connectors/mariadb/mariadb_prober.hpp"
 #include "connectors/pg/pg_prober.hpp"
+#include "connectors/pg/pg_source.hpp"
+#include "connectors/sqlite/sqlite_sink.hpp"
 #include "connectors/sqlite/sqlite_prober.hpp"
 #include "engines/context/context_store.hpp"
 #include "engines/context/secret_store.hpp"
+#include "engines/stream/stream_manager.hpp"
+#include "server/stream_tools.hpp"
 
 #ifndef DATAVOR_VERSION
 #define DATAVOR_VERSION "0.0.0"
@@ -19,10 +23,33 @@ struct application::parts {
     connectors::pg::pg_prober pg;
     connectors::mariadb::mariadb_prober mariadb;
     connectors::sqlite::sqlite_prober sqlite;
+    engines::stream::stream_log log = [](std::string_view, std::string_view) {};
+    std::unique_ptr<engines::stream::stream_manager> streams;
 };
 
-application::application(const std::filesystem::path& home)
-    : home_(home), parts_(std::make_unique<parts>(home)) {}
+application::application(const std::filesystem::path& home, boost::asio::any_io_executor ex)
+    : home_(home), parts_(std::make_unique<parts>(home)) {
+    if (!ex) return;
+    parts_->streams = std::make_unique<engines::stream::stream_manager>(
+        ex, parts_->context,
+        [this](const engines::context::stream_record& r) {
+            stream_request req{r.name, r.source, r.target, r.tables, connectors::snapshot_mode::initial};
+            if (r.snapshot == "never") req.snapshot = connectors::snapshot_mode::never;
+            if (r.snapshot == "only") req.snapshot = connectors::snapshot_mode::only;
+            return make_stream(req, [this](std::string_view level, std::string_view msg) { parts_->log(level, msg); });
+        },
+        [this](std::string_view level, std::string_view msg) { parts_->log(level, msg); }, nullptr);
+}
+
+void application::set_log(engines::stream::stream_log log) { parts_->log = std::move(log); }
+
+void application::resume_streams() {
+    if (parts_->streams) parts_->streams->resume_saved();
+}
+
+boost::asio::awaitable<void> application::shutdown_streams() {
+    if (parts_->streams) co_await parts_->streams->shutdown();
+}
 application::~application() = default;
 
 connection_deps application::connections() {
@@ -33,7 +60,82 @@ connection_deps application::connections() {
                             {connectors::db_kind::sqlite, &parts_->sqlite}}};
 }
 
-void application::register_product(mcp_server& server) { register_connection_tools(server, connections()); }
+namespace {
+boost::asio::awaitable<void> drop_stream_slot(connection_deps deps, engines::context::stream_record rec);
+}
+
+void application::register_product(mcp_server& server) {
+    register_connection_tools(server, connections());
+    if (!parts_->streams) return;
+    mcp_server* srv = &server;
+    parts_->log = [srv](std::string_view level, std::string_view msg) {
+        srv->log(parse_log_level(level).value_or(log_level::info), "stream", msg);
+    };
+    parts_->streams->set_on_change([srv](const std::string& name) {
+        srv->notify_resource_updated("datavor://streams");
+        srv->notify_resource_updated("datavor://streams/" + name);
+        srv->notify_resource_list_changed();
+    });
+    auto deps = connections();
+    register_stream_tools(server, stream_deps{deps, *parts_->streams, [deps](engines::context::stream_record r) {
+                                                  return drop_stream_slot(deps, std::move(r));
+                                              }});
+}
+
+namespace {
+
+struct resolved_endpoint {
+    connectors::connection_spec spec;
+    std::optional<std::string> password;
+};
+
+resolved_endpoint resolve(const std::string& ref, connection_deps deps) {
+    if (ref.find(':') != std::string::npos) {
+        auto parsed = connectors::parse_connection_url(ref);
+        if (!parsed) throw std::invalid_argument(ref.substr(0, ref.find(':')) + " URL: " + parsed.error().message());
+        return {parsed->spec, parsed->password};
+    }
+    auto rec = deps.context.find_connection(ref);
+    if (!rec) throw std::invalid_argument("no connection named " + ref + " (add it with add_connection, or pass a URL)");
+    auto pw = engines::context::resolve_password(*rec, deps.secrets);
+    if (!pw) throw std::invalid_argument("connection " + ref + ": " + pw.error().message());
+    return {rec->spec, *pw};
+}
+
+}  // namespace
+
+namespace {
+boost::asio::awaitable<void> drop_stream_slot(connection_deps deps, engines::context::stream_record rec) {
+    auto src = resolve(rec.source, deps);
+    connectors::pg::pg_source_options o;
+    o.spec = src.spec;
+    o.password = src.password;
+    o.stream = rec.name;
+    co_await connectors::pg::pg_source::drop_slot(std::move(o));
+}
+}  // namespace
+
+std::unique_ptr<engines::stream::stream_runner> application::make_stream(const stream_request& req,
+                                                                         engines::stream::stream_log log) {
+    auto src = resolve(req.source, connections());
+    auto dst = resolve(req.target, connections());
+    if (src.spec.kind != connectors::db_kind::postgresql)
+        throw std::invalid_argument("the source must be PostgreSQL for now (the MariaDB binlog source comes next)");
+    if (dst.spec.kind != connectors::db_kind::sqlite)
+        throw std::invalid_argument("the target must be SQLite (sqlite:PATH) for now; PostgreSQL and JSON lines come next");
+    if (req.tables.empty()) throw std::invalid_argument("name the tables to stream (schema.table, comma-separated)");
+    connectors::pg::pg_source_options o;
+    o.spec = src.spec;
+    o.password = src.password;
+    o.stream = req.name;
+    o.tables = req.tables;
+    engines::stream::stream_settings settings;
+    settings.name = req.name;
+    settings.snapshot = req.snapshot;
+    return std::make_unique<engines::stream::stream_runner>(
+        settings, std::make_unique<connectors::pg::pg_source>(std::move(o)),
+        std::make_unique<connectors::sqlite::sqlite_sink>(dst.spec.path), std::move(log));
+}
 
 server_info product_info() {
     server_info i;

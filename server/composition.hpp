@@ -3,7 +3,11 @@
 // them to the MCP handlers and the CLI. Nothing else names a concrete connector.
 //
 // Lifecycle: lives as long as the process; owns context.db and the secrets file.
+#include "connectors/common/stream_parts.hpp"
+#include "engines/stream/stream_runner.hpp"
 #include "server/connection_tools.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
 #include "server/mcp_server.hpp"
 
 #include <filesystem>
@@ -13,13 +17,33 @@ namespace datavor::server {
 
 class application {
 public:
-    explicit application(const std::filesystem::path& home);
+    // With an executor, streams can run (and their tools are registered); the
+    // CLI's connection commands need none.
+    explicit application(const std::filesystem::path& home, boost::asio::any_io_executor ex = {});
     ~application();
 
     const std::filesystem::path& home() const { return home_; }
     connection_deps connections();
     // Registers every product tool, resource, prompt and completion.
     void register_product(mcp_server& server);
+
+    struct stream_request {
+        std::string name;
+        std::string source;  // a saved connection name or a URL
+        std::string target;  // a saved connection name or a URL (sqlite:PATH)
+        std::vector<std::string> tables;
+        connectors::snapshot_mode snapshot = connectors::snapshot_mode::initial;
+    };
+    // Starts the streams saved as running (process start) / stops them all,
+    // keeping them saved as running (process end). Need an executor.
+    void resume_streams();
+    boost::asio::awaitable<void> shutdown_streams();
+    // Server logs also reach MCP clients once a server is registered.
+    void set_log(engines::stream::stream_log log);
+
+    // Builds a stream from its parts; throws std::invalid_argument with what to fix.
+    std::unique_ptr<engines::stream::stream_runner> make_stream(const stream_request& req,
+                                                                engines::stream::stream_log log);
 
 private:
     struct parts;

@@ -266,7 +266,7 @@ void register_connection_tools(mcp_server& server, connection_deps deps) {
     };
     server.add_prompt(std::move(p));
 
-    server.set_completion([store](const json_value& ref, std::string_view arg, std::string_view value,
+    server.add_completion([store](const json_value& ref, std::string_view arg, std::string_view value,
                                   const json_value*) -> std::vector<std::string> {
         auto type = string_member(ref, "type");
         if (type == "ref/prompt" && string_member(ref, "name") == "check-source" && arg == "connection")

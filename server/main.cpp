@@ -6,12 +6,17 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <rapidjson/prettywriter.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <set>
 #include <iostream>
@@ -32,6 +37,10 @@ constexpr const char* usage = R"(Usage:
   datavor connection list [--json] [--home DIR]
   datavor connection test NAME [--tables a,b] [--timeout SECONDS] [--json] [--home DIR]
   datavor connection remove NAME [--home DIR]
+  datavor stream run --source URL|NAME --target URL|NAME --tables a,b [--name NAME]
+                     [--snapshot initial|never|only] [--home DIR]
+      Runs one stream in the foreground until SIGINT/SIGTERM, then stops cleanly.
+      Progress goes to stderr once a second.
   datavor claude-config [--home DIR]
       Prints a claude_desktop_config.json block for this binary (absolute path).
   datavor --version
@@ -75,22 +84,31 @@ std::filesystem::path home_of(const args& a) {
     return a.has("--home") ? std::filesystem::path(a.get("--home")) : engines::context::default_home();
 }
 
+asio::awaitable<void> serve_stdio_then_stop(server::mcp_server& srv, server::application& app) {
+    co_await server::serve_stdio(srv, std::chrono::seconds(30));
+    co_await app.shutdown_streams();  // saved as running: they resume at the next start
+}
+
+asio::awaitable<void> stop_streams(server::application& app) { co_await app.shutdown_streams(); }
+
 int serve(const args& a) {
-    server::application app(home_of(a));
-    server::mcp_server srv(server::product_info());
-    app.register_product(srv);
     const bool http = a.has("--http");
     asio::io_context io(http ? 2 : 1);
+    server::application app(home_of(a), io.get_executor());
+    server::mcp_server srv(server::product_info());
+    app.register_product(srv);
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](auto, int sig) {
+    signals.async_wait([&](auto ec, int sig) {
+        if (ec) return;
         srv.log(server::log_level::notice, "server", "signal " + std::to_string(sig) + ": shutting down");
-        io.stop();
+        asio::co_spawn(io, stop_streams(app), [&io](std::exception_ptr) { io.stop(); });
     });
     std::exception_ptr failure;
     auto on_done = [&](std::exception_ptr e) {
         failure = e;
         io.stop();
     };
+    app.resume_streams();
     if (http) {
         server::http_options o;
         std::string hp = a.get("--http");
@@ -111,7 +129,7 @@ int serve(const args& a) {
         io.run();
         second.join();
     } else {
-        asio::co_spawn(io, server::serve_stdio(srv, std::chrono::seconds(30)), on_done);
+        asio::co_spawn(io, serve_stdio_then_stop(srv, app), on_done);
         io.run();
     }
     if (failure) std::rethrow_exception(failure);
@@ -199,6 +217,73 @@ int connection_cmd(const args& a) {
     throw std::invalid_argument("unknown connection subcommand " + sub);
 }
 
+std::vector<std::string> split_list(const std::string& t) {
+    std::vector<std::string> out;
+    for (std::size_t pos = 0; !t.empty() && pos != std::string::npos;) {
+        auto comma = t.find(',', pos);
+        out.push_back(t.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+        pos = comma == std::string::npos ? comma : comma + 1;
+    }
+    return out;
+}
+
+void print_status(const engines::stream::stream_status& s) {
+    std::uint64_t snap = 0;
+    for (const auto& [name, t] : s.tables) snap += t.snapshot_rows;
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "stream %s: %s | snapshot rows %llu | changes %llu in %llu txns | %.0f/s | latency p50 %.2f ms p99 %.2f ms | applied %s",
+                  s.name.c_str(), s.state.c_str(), static_cast<unsigned long long>(snap),
+                  static_cast<unsigned long long>(s.changes), static_cast<unsigned long long>(s.transactions),
+                  s.changes_per_second, s.latency_p50_ms, s.latency_p99_ms, s.applied.to_string().c_str());
+    std::cerr << line << std::endl;
+}
+
+int stream_cmd(const args& a) {
+    if (a.positional.size() < 2 || a.positional[1] != "run")
+        throw std::invalid_argument("usage: datavor stream run --source URL|NAME --target URL|NAME --tables a,b");
+    server::application app(home_of(a));
+    server::application::stream_request req;
+    req.source = a.get("--source");
+    req.target = a.get("--target");
+    req.tables = split_list(a.get("--tables"));
+    req.name = a.get("--name", "cli");
+    std::string mode = a.get("--snapshot", "initial");
+    if (mode == "never") req.snapshot = connectors::snapshot_mode::never;
+    else if (mode == "only") req.snapshot = connectors::snapshot_mode::only;
+    else if (mode != "initial") throw std::invalid_argument("--snapshot must be initial, never or only");
+    if (req.source.empty() || req.target.empty()) throw std::invalid_argument("--source and --target are required");
+    auto runner = app.make_stream(req, [](std::string_view level, std::string_view msg) {
+        std::cerr << level << ": " << msg << std::endl;
+    });
+    asio::io_context io(1);
+    asio::cancellation_signal stop;
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](auto ec, int) {
+        if (!ec) stop.emit(asio::cancellation_type::terminal);
+    });
+    asio::steady_timer ticker(io);
+    std::function<void()> tick = [&] {
+        ticker.expires_after(std::chrono::seconds(1));
+        ticker.async_wait([&](auto ec) {
+            if (ec) return;
+            print_status(runner->status());
+            tick();
+        });
+    };
+    tick();
+    std::exception_ptr failure;
+    asio::co_spawn(io, runner->run(), asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
+                       failure = e;
+                       signals.cancel();
+                       ticker.cancel();
+                   }));
+    io.run();
+    print_status(runner->status());
+    if (failure) std::rethrow_exception(failure);
+    return 0;
+}
+
 int claude_config(const args& a) {
     auto self = std::filesystem::read_symlink("/proc/self/exe").string();
     server::json_doc d(rapidjson::kObjectType);
@@ -236,6 +321,7 @@ int main(int argc, char** argv) {
         }
         if (a.positional[0] == "serve") return serve(a);
         if (a.positional[0] == "claude-config") return claude_config(a);
+        if (a.positional[0] == "stream") return stream_cmd(a);
         if (a.positional[0] == "connection") return connection_cmd(a);
         std::cerr << "datavor: unknown command " << a.positional[0] << "\n" << usage;
         return 2;

@@ -121,9 +121,8 @@ method_reply complete(const mcp_server& s, const json_value* params) {
                          "Invalid params: completion/complete needs ref {type, name|uri} and argument {name, value}"};
     const json_value* ctx = member(*params, "context");
     const json_value* ctx_args = ctx ? member(*ctx, "arguments") : nullptr;
-    std::vector<std::string> values;
-    if (s.completion())
-        values = s.completion()(*ref, *string_member(*arg, "name"), string_member(*arg, "value").value_or(""), ctx_args);
+    std::vector<std::string> values =
+        s.complete(*ref, *string_member(*arg, "name"), string_member(*arg, "value").value_or(""), ctx_args);
     json_doc result(rapidjson::kObjectType);
     auto& a = result.GetAllocator();
     json_value c(rapidjson::kObjectType), vs(rapidjson::kArrayType);

@@ -36,7 +36,17 @@ const tool_handler* mcp_server::handler(std::string_view name) const {
 
 void mcp_server::add_resources(resource_provider p) { resources_.push_back(std::move(p)); }
 void mcp_server::add_prompt(prompt_definition p) { prompts_.push_back(std::move(p)); }
-void mcp_server::set_completion(completion_provider c) { completion_ = std::move(c); }
+void mcp_server::add_completion(completion_provider c) { completions_.push_back(std::move(c)); }
+
+std::vector<std::string> mcp_server::complete(const json_value& ref, std::string_view argument, std::string_view value,
+                                              const json_value* context_args) const {
+    std::vector<std::string> out;
+    for (const auto& c : completions_) {
+        auto v = c(ref, argument, value, context_args);
+        out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+}
 
 void mcp_server::attach(const std::shared_ptr<mcp_session>& s) {
     std::lock_guard lock(mu_);

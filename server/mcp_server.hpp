@@ -67,7 +67,8 @@ public:
     void add_tool(std::string_view definition_json, tool_handler handler);
     void add_resources(resource_provider p);
     void add_prompt(prompt_definition p);
-    void set_completion(completion_provider c);
+    // Every provider is asked; their candidates are concatenated.
+    void add_completion(completion_provider c);
     void set_page_size(std::size_t n) { page_size_ = n; }
 
     const server_info& info() const { return info_; }
@@ -75,7 +76,8 @@ public:
     const tool_handler* handler(std::string_view name) const;
     const std::vector<resource_provider>& resources() const { return resources_; }
     const std::vector<prompt_definition>& prompts() const { return prompts_; }
-    const completion_provider& completion() const { return completion_; }
+    std::vector<std::string> complete(const json_value& ref, std::string_view argument, std::string_view value,
+                                      const json_value* context_args) const;
     std::size_t page_size() const { return page_size_; }
 
     // Sessions register themselves; broadcasts reach every live one.
@@ -93,7 +95,7 @@ private:
     std::map<std::string, tool_handler, std::less<>> handlers_;
     std::vector<resource_provider> resources_;
     std::vector<prompt_definition> prompts_;
-    completion_provider completion_;
+    std::vector<completion_provider> completions_;
     std::size_t page_size_ = 50;
     std::mutex mu_;
     std::vector<std::weak_ptr<mcp_session>> sessions_;

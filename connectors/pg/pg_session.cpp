@@ -33,11 +33,18 @@ pg_session::~pg_session() = default;
 bool pg_session::tls_in_use() const noexcept { return conn_ && PQsslInUse(conn_.get()) == 1; }
 
 asio::awaitable<void> pg_session::wait(bool read, bool write, std::chrono::steady_clock::time_point deadline) {
-    int fd = PQsocket(conn_.get());
-    if (fd < 0) throw pg_error("PostgreSQL connection has no socket: " + trim_message(PQerrorMessage(conn_.get())), "", true);
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() < 0 || co_await ready_.wait(fd, read, write, left) == fd_readiness::timed_out)
-        throw pg_error("timed out after " + std::to_string(timeout_.count()) + " ms waiting for PostgreSQL", "", true);
+    for (;;) {
+        int fd = PQsocket(conn_.get());
+        if (fd < 0)
+            throw pg_error("PostgreSQL connection has no socket: " + trim_message(PQerrorMessage(conn_.get())), "", true);
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
+            throw pg_error("timed out after " + std::to_string(timeout_.count()) + " ms waiting for PostgreSQL", "", true);
+        // Waits are sliced so that a far deadline (none) never overflows the timer.
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::hours(1)));
+        if (co_await ready_.wait(fd, read, write, left) != fd_readiness::timed_out) co_return;
+    }
 }
 
 asio::awaitable<pg_session> pg_session::connect(std::map<std::string, std::string> options,
@@ -71,6 +78,49 @@ asio::awaitable<pg_session> pg_session::connect(std::map<std::string, std::strin
     co_return s;
 }
 
+asio::awaitable<void> pg_session::flush(std::chrono::steady_clock::time_point deadline) {
+    PGconn* c = conn_.get();
+    for (;;) {
+        int f = PQflush(c);
+        if (f == 0) co_return;
+        if (f < 0) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+        co_await wait(true, true, deadline);
+        if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+    }
+}
+
+namespace {
+void throw_if_failed(PGresult* r) {
+    auto st = PQresultStatus(r);
+    if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
+        const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        std::string sqlstate = state ? state : "";
+        throw pg_error(trim_message(PQresultErrorMessage(r)), sqlstate, retryable_state(sqlstate));
+    }
+}
+}  // namespace
+
+// Reads every result of the command in flight and returns the last one; a
+// COPY result ends the loop (the copy data follows).
+asio::awaitable<pg_result_ptr> pg_session::collect_results(std::chrono::steady_clock::time_point deadline) {
+    PGconn* c = conn_.get();
+    pg_result_ptr last;
+    for (;;) {
+        while (PQisBusy(c)) {
+            co_await wait(true, false, deadline);
+            if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+        }
+        pg_result_ptr r(PQgetResult(c));
+        if (!r) break;
+        auto st = PQresultStatus(r.get());
+        last = std::move(r);
+        if (st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH || st == PGRES_COPY_IN) break;
+    }
+    if (!last) throw pg_error("PostgreSQL returned no result", "", true);
+    throw_if_failed(last.get());
+    co_return last;
+}
+
 asio::awaitable<pg_result_ptr> pg_session::query(std::string sql, pg_params params) {
     std::vector<const char*> values;
     values.reserve(params.size());
@@ -80,31 +130,75 @@ asio::awaitable<pg_result_ptr> pg_session::query(std::string sql, pg_params para
     if (!PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
                            0))
         throw pg_error(trim_message(PQerrorMessage(c)), "", true);
-    for (;;) {
-        int f = PQflush(c);
-        if (f == 0) break;
-        if (f < 0) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
-        co_await wait(true, true, deadline);
+    co_await flush(deadline);
+    co_return co_await collect_results(deadline);
+}
+
+asio::awaitable<pg_result_ptr> pg_session::simple_query(std::string sql) {
+    PGconn* c = conn_.get();
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    if (!PQsendQuery(c, sql.c_str())) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+    co_await flush(deadline);
+    co_return co_await collect_results(deadline);
+}
+
+asio::awaitable<void> pg_session::start_copy(std::string sql) {
+    auto r = co_await simple_query(std::move(sql));
+    auto st = PQresultStatus(r.get());
+    if (st != PGRES_COPY_OUT && st != PGRES_COPY_BOTH)
+        throw pg_error("expected COPY data from: " + std::string(PQresStatus(st)), "", false);
+}
+
+pg_session::copy_poll pg_session::poll_copy(std::string& out) {
+    PGconn* c = conn_.get();
+    char* buf = nullptr;
+    int n = PQgetCopyData(c, &buf, 1);
+    if (n == 0) {
         if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+        n = PQgetCopyData(c, &buf, 1);
     }
-    pg_result_ptr last;
+    if (n > 0) {
+        out.assign(buf, static_cast<std::size_t>(n));
+        PQfreemem(buf);
+        return copy_poll::data;
+    }
+    if (n == 0) return copy_poll::none;
+    if (n == -2) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+    return copy_poll::ended;
+}
+
+asio::awaitable<void> pg_session::finish_copy() {
+    co_await collect_results(std::chrono::steady_clock::now() + timeout_);
+}
+
+asio::awaitable<std::optional<std::string>> pg_session::read_copy() {
+    std::string out;
     for (;;) {
-        while (PQisBusy(c)) {
-            co_await wait(true, false, deadline);
-            if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+        switch (poll_copy(out)) {
+            case copy_poll::data: co_return out;
+            case copy_poll::ended: co_await finish_copy(); co_return std::nullopt;
+            case copy_poll::none: break;
         }
-        pg_result_ptr r(PQgetResult(c));
-        if (!r) break;
-        last = std::move(r);
+        co_await wait(true, false, std::chrono::steady_clock::time_point::max());
     }
-    if (!last) throw pg_error("PostgreSQL returned no result", "", true);
-    auto st = PQresultStatus(last.get());
-    if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
-        const char* state = PQresultErrorField(last.get(), PG_DIAG_SQLSTATE);
-        std::string sqlstate = state ? state : "";
-        throw pg_error(trim_message(PQresultErrorMessage(last.get())), sqlstate, retryable_state(sqlstate));
+}
+
+asio::awaitable<bool> pg_session::wait_readable(std::chrono::milliseconds max) {
+    int fd = PQsocket(conn_.get());
+    if (fd < 0) throw pg_error("PostgreSQL connection has no socket", "", true);
+    co_return co_await ready_.wait(fd, true, false, max) != fd_readiness::timed_out;
+}
+
+asio::awaitable<void> pg_session::send_copy(std::string bytes) {
+    PGconn* c = conn_.get();
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (;;) {
+        int r = PQputCopyData(c, bytes.data(), static_cast<int>(bytes.size()));
+        if (r == 1) break;
+        if (r < 0) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+        co_await wait(false, true, deadline);
     }
-    co_return last;
+    co_await flush(deadline);
 }
 
 }  // namespace datavor::connectors::pg

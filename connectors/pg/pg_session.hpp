@@ -39,6 +39,26 @@ public:
     // Throws pg_error (with SQLSTATE) when the statement fails.
     boost::asio::awaitable<pg_result_ptr> query(std::string sql, pg_params params = {});
 
+    // Simple-query protocol (the only one a walsender accepts); returns the last result.
+    boost::asio::awaitable<pg_result_ptr> simple_query(std::string sql);
+
+    // COPY: starts a COPY … TO STDOUT or a START_REPLICATION (CopyBoth) command.
+    boost::asio::awaitable<void> start_copy(std::string sql);
+    // The next CopyData message, waiting for it; nullopt once the copy ended
+    // (the command's final result is then checked and thrown on error).
+    boost::asio::awaitable<std::optional<std::string>> read_copy();
+    // Like read_copy but never waits: `data` fills `out`; `none` when nothing
+    // is buffered yet; `ended` when the server ended the copy (read its result
+    // with finish_copy). Throws pg_error when the connection failed.
+    enum class copy_poll { data, none, ended };
+    copy_poll poll_copy(std::string& out);
+    // After `ended`: reads the command's result and throws if it failed.
+    boost::asio::awaitable<void> finish_copy();
+    // Waits until the socket is readable or `max` passes; false on timeout.
+    boost::asio::awaitable<bool> wait_readable(std::chrono::milliseconds max);
+    // Sends one CopyData message (CopyBoth) and flushes it.
+    boost::asio::awaitable<void> send_copy(std::string bytes);
+
     PGconn* native() const noexcept { return conn_.get(); }
     bool tls_in_use() const noexcept;
 
@@ -51,6 +71,8 @@ private:
     pg_conn_ptr conn_;
     fd_readiness ready_;
     std::chrono::milliseconds timeout_;
+    boost::asio::awaitable<pg_result_ptr> collect_results(std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<void> flush(std::chrono::steady_clock::time_point deadline);
 };
 
 }  // namespace datavor::connectors::pg

@@ -1,6 +1,9 @@
 #include "engines/context/context_store.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -18,6 +21,8 @@ public:
                 return "a connection with this name exists; remove it first or pass replace: true";
             case context_error::connection_not_found: return "no connection with this name; see list_connections";
             case context_error::bad_name: return "invalid name";
+            case context_error::stream_exists:
+                return "a stream with this name exists; stop it first or choose another name";
         }
         return "context error";
     }
@@ -35,6 +40,19 @@ CREATE TABLE connections (
   name        TEXT PRIMARY KEY,
   url         TEXT NOT NULL,   -- redacted: never holds a password
   secret_ref  TEXT NOT NULL,   -- none | secrets_file | env:VAR | pgpass
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+) STRICT;
+)sql",
+    R"sql(
+CREATE TABLE streams (
+  name        TEXT PRIMARY KEY,
+  source      TEXT NOT NULL,   -- connection name or URL without password
+  target      TEXT NOT NULL,
+  tables      TEXT NOT NULL,   -- JSON array of "schema.table"
+  snapshot    TEXT NOT NULL,
+  state       TEXT NOT NULL,   -- running | paused | stopped | failed
+  last_error  TEXT NOT NULL DEFAULT '',
   created_at  INTEGER NOT NULL,
   updated_at  INTEGER NOT NULL
 ) STRICT;
@@ -152,6 +170,99 @@ std::optional<connection_record> context_store::find_connection(const std::strin
 bool context_store::remove_connection(const std::string& name) {
     std::lock_guard lock(mu_);
     SQLite::Statement q(*db_, "DELETE FROM connections WHERE name = ?");
+    q.bind(1, name);
+    return q.exec() > 0;
+}
+
+namespace {
+
+std::string tables_json(const std::vector<std::string>& tables) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartArray();
+    for (const auto& t : tables) w.String(t.data(), static_cast<rapidjson::SizeType>(t.size()));
+    w.EndArray();
+    return {buf.GetString(), buf.GetSize()};
+}
+
+std::vector<std::string> tables_from_json(const std::string& j) {
+    rapidjson::Document d;
+    d.Parse(j.c_str(), j.size());
+    std::vector<std::string> out;
+    if (d.HasParseError() || !d.IsArray()) return out;
+    for (const auto& v : d.GetArray())
+        if (v.IsString()) out.emplace_back(v.GetString(), v.GetStringLength());
+    return out;
+}
+
+stream_record read_stream(SQLite::Statement& q) {
+    stream_record r;
+    r.name = q.getColumn(0).getString();
+    r.source = q.getColumn(1).getString();
+    r.target = q.getColumn(2).getString();
+    r.tables = tables_from_json(q.getColumn(3).getString());
+    r.snapshot = q.getColumn(4).getString();
+    r.state = q.getColumn(5).getString();
+    r.last_error = q.getColumn(6).getString();
+    r.created_at = q.getColumn(7).getInt64();
+    r.updated_at = q.getColumn(8).getInt64();
+    return r;
+}
+
+constexpr const char* stream_columns =
+    "SELECT name, source, target, tables, snapshot, state, last_error, created_at, updated_at FROM streams";
+
+}  // namespace
+
+void context_store::put_stream(const stream_record& s) {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_,
+                        "INSERT INTO streams(name, source, target, tables, snapshot, state, last_error, created_at, "
+                        "updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET source = excluded.source, "
+                        "target = excluded.target, tables = excluded.tables, snapshot = excluded.snapshot, "
+                        "state = excluded.state, last_error = excluded.last_error, updated_at = excluded.updated_at");
+    const auto now = now_seconds();
+    q.bind(1, s.name);
+    q.bind(2, s.source);
+    q.bind(3, s.target);
+    q.bind(4, tables_json(s.tables));
+    q.bind(5, s.snapshot);
+    q.bind(6, s.state);
+    q.bind(7, s.last_error);
+    q.bind(8, s.created_at ? s.created_at : now);
+    q.bind(9, now);
+    q.exec();
+}
+
+std::vector<stream_record> context_store::list_streams() const {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_, std::string(stream_columns) + " ORDER BY name");
+    std::vector<stream_record> out;
+    while (q.executeStep()) out.push_back(read_stream(q));
+    return out;
+}
+
+std::optional<stream_record> context_store::find_stream(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_, std::string(stream_columns) + " WHERE name = ?");
+    q.bind(1, name);
+    if (!q.executeStep()) return std::nullopt;
+    return read_stream(q);
+}
+
+void context_store::set_stream_state(const std::string& name, const std::string& state, const std::string& error) {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_, "UPDATE streams SET state = ?, last_error = ?, updated_at = ? WHERE name = ?");
+    q.bind(1, state);
+    q.bind(2, error);
+    q.bind(3, now_seconds());
+    q.bind(4, name);
+    q.exec();
+}
+
+bool context_store::remove_stream(const std::string& name) {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_, "DELETE FROM streams WHERE name = ?");
     q.bind(1, name);
     return q.exec() > 0;
 }

@@ -33,7 +33,20 @@ struct connection_record {
     std::int64_t updated_at = 0;
 };
 
-enum class context_error { connection_exists = 1, connection_not_found, bad_name };
+// A stream as saved in context.db: enough to start it again after a restart.
+struct stream_record {
+    std::string name;
+    std::string source;   // connection name or URL without password
+    std::string target;   // connection name or URL
+    std::vector<std::string> tables;
+    std::string snapshot = "initial";  // initial | never | only
+    std::string state = "running";     // running | paused | stopped | failed
+    std::string last_error;
+    std::int64_t created_at = 0;
+    std::int64_t updated_at = 0;
+};
+
+enum class context_error { connection_exists = 1, connection_not_found, bad_name, stream_exists };
 const boost::system::error_category& context_category();
 inline boost::system::error_code make_error_code(context_error e) { return {static_cast<int>(e), context_category()}; }
 
@@ -43,7 +56,7 @@ public:
     explicit context_store(const std::filesystem::path& home);
     ~context_store();
 
-    static constexpr int latest_schema_version = 1;
+    static constexpr int latest_schema_version = 2;
     int schema_version() const;
     std::filesystem::path path() const { return path_; }
 
@@ -54,6 +67,13 @@ public:
     std::vector<connection_record> list_connections() const;
     std::optional<connection_record> find_connection(const std::string& name) const;
     bool remove_connection(const std::string& name);
+
+    // Streams (schema version 2).
+    void put_stream(const stream_record& s);
+    std::vector<stream_record> list_streams() const;
+    std::optional<stream_record> find_stream(const std::string& name) const;
+    void set_stream_state(const std::string& name, const std::string& state, const std::string& error = {});
+    bool remove_stream(const std::string& name);
 
 private:
     void migrate();

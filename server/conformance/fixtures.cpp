@@ -262,7 +262,7 @@ void register_fixtures(mcp_server& s) {
                    return prompt_result(std::string(R"([{"role":"user","content":{"type":"image","data":")") + png +
                                         R"(","mimeType":"image/png"}},{"role":"user","content":{"type":"text","text":"Please analyze the image above."}}])");
                });
-    s.set_completion([](const json_value&, std::string_view, std::string_view value, const json_value*) {
+    s.add_completion([](const json_value&, std::string_view, std::string_view value, const json_value*) {
         std::vector<std::string> out;
         for (const char* v : {"test", "testing", "tested"})
             if (std::string_view(v).starts_with(value)) out.emplace_back(v);

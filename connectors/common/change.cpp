@@ -1,0 +1,32 @@
+#include "connectors/common/change.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+namespace datavor::connectors {
+
+std::string lsn::to_string() const {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(v >> 32), static_cast<unsigned>(v & 0xffffffffu));
+    return buf;
+}
+
+std::optional<lsn> lsn::parse(std::string_view text) {
+    auto slash = text.find('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 >= text.size()) return std::nullopt;
+    std::uint32_t hi = 0, lo = 0;
+    auto a = std::from_chars(text.data(), text.data() + slash, hi, 16);
+    auto b = std::from_chars(text.data() + slash + 1, text.data() + text.size(), lo, 16);
+    if (a.ec != std::errc{} || a.ptr != text.data() + slash || b.ec != std::errc{} || b.ptr != text.data() + text.size())
+        return std::nullopt;
+    return lsn{(std::uint64_t(hi) << 32) | lo};
+}
+
+std::vector<std::size_t> table_schema::key_columns() const {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < columns.size(); ++i)
+        if (columns[i].key) out.push_back(i);
+    return out;
+}
+
+}  // namespace datavor::connectors

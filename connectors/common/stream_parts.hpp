@@ -1,0 +1,75 @@
+#pragma once
+// The source and sink interfaces a stream is assembled from. Every source
+// (PostgreSQL pgoutput now, the MariaDB binlog next) and every sink (SQLite,
+// PostgreSQL, JSON lines now; Kafka next) implements one of these; the stream
+// engine (engines/stream) knows nothing else about them.
+//
+// Lifecycle: open() once, then reads/applies, then close(). One coroutine at a
+// time uses an instance (the stream's strand). Cancellation: every awaitable
+// honours the caller's cancellation slot; a cancelled source or sink is closed
+// by its owner and never reused.
+#include "connectors/common/change.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace datavor::connectors {
+
+enum class snapshot_mode { initial, never, only };
+
+struct snapshot_batch {
+    std::shared_ptr<const table_schema> table;
+    std::vector<row> rows;
+    std::uint64_t bytes = 0;
+};
+
+struct source_open_result {
+    // Tables the stream reads, as the catalog describes them now.
+    std::vector<std::shared_ptr<const table_schema>> tables;
+    // True when the caller must copy a snapshot (read_snapshot) before streaming.
+    bool snapshot_needed = false;
+    // Changes at or before this position are in the snapshot (or were applied).
+    lsn start;
+};
+
+class change_source {
+public:
+    virtual ~change_source() = default;
+    // `resume_from`: the position the target has committed, nullopt for a new stream.
+    virtual boost::asio::awaitable<source_open_result> open(std::optional<lsn> resume_from, snapshot_mode mode) = 0;
+    // The next rows of the snapshot, table after table; nullopt when complete.
+    virtual boost::asio::awaitable<std::optional<snapshot_batch>> read_snapshot() = 0;
+    // Waits for at least one committed transaction, then returns the ones
+    // already received, up to about `max_changes` changes, in commit order.
+    virtual boost::asio::awaitable<std::vector<transaction>> read_transactions(std::size_t max_changes) = 0;
+    // The target has committed everything up to `applied`: the source may let it go.
+    virtual void confirm(lsn applied) = 0;
+    virtual boost::asio::awaitable<void> close() = 0;
+};
+
+struct sink_capabilities {
+    bool transactions = true;  // changes and position commit atomically (exactly-once)
+    bool upsert = true;
+    bool ddl = true;           // creates target tables
+};
+
+class change_sink {
+public:
+    virtual ~change_sink() = default;
+    virtual sink_capabilities capabilities() const = 0;
+    // Opens the target and returns the position committed for `stream`, if any.
+    virtual boost::asio::awaitable<std::optional<lsn>> open(std::string stream) = 0;
+    // Creates the target table when missing (mapped types, primary key);
+    // with `truncate`, empties it first (a fresh snapshot).
+    virtual boost::asio::awaitable<void> prepare_table(std::shared_ptr<const table_schema> table, bool truncate) = 0;
+    virtual boost::asio::awaitable<void> apply_snapshot(snapshot_batch batch) = 0;
+    // Applies the transactions and records `position` in one target transaction.
+    virtual boost::asio::awaitable<void> apply(std::vector<transaction> txns, lsn position) = 0;
+    virtual boost::asio::awaitable<void> commit_position(lsn position) = 0;
+    virtual boost::asio::awaitable<void> close() = 0;
+};
+
+}  // namespace datavor::connectors

@@ -1,0 +1,386 @@
+#include "connectors/pg/pg_source.hpp"
+
+#include "connectors/common/sql_quote.hpp"
+#include "connectors/pg/copy_text.hpp"
+#include "connectors/pg/pg_error.hpp"
+#include "connectors/pg/pg_prober.hpp"
+#include "connectors/pg/pg_session.hpp"
+#include "connectors/pg/pgoutput_decoder.hpp"
+#include "connectors/pg/replication_protocol.hpp"
+
+#include <chrono>
+#include <deque>
+#include <map>
+
+namespace asio = boost::asio;
+
+namespace datavor::connectors::pg {
+namespace {
+
+// Session settings that make every value's text form canonical and exact.
+constexpr const char* canonical_options =
+    "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex";
+
+std::string value_of(PGresult* r, int row, int col) {
+    return PQgetisnull(r, row, col) ? std::string{} : std::string(PQgetvalue(r, row, col));
+}
+
+std::int64_t now_unix_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+constexpr const char* table_sql = R"sql(
+SELECT c.oid, n.nspname, c.relname, c.relreplident
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p'))sql";
+
+// Key columns: the primary key, or every column under REPLICA IDENTITY FULL,
+// or the replica identity index.
+constexpr const char* columns_sql = R"sql(
+SELECT a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       CASE c.relreplident
+         WHEN 'f' THEN true
+         WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident AND a.attnum = ANY (i.indkey))
+         ELSE EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = ANY (i.indkey))
+       END
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+ORDER BY a.attnum)sql";
+
+}  // namespace
+
+std::string default_slot_name(std::string_view stream) {
+    std::string s = "datavor_";
+    for (char c : stream) s.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_');
+    return s.substr(0, 63);
+}
+
+struct pg_source::impl {
+    explicit impl(pg_source_options o) : opts(std::move(o)) {
+        if (opts.slot.empty()) opts.slot = default_slot_name(opts.stream);
+        if (opts.publication.empty()) opts.publication = opts.slot;
+    }
+
+    pg_source_options opts;
+    std::optional<pg_session> sql;       // catalog, publication, type names
+    std::optional<pg_session> repl;      // walsender
+    std::optional<pg_session> snap;      // the snapshot transaction
+    std::vector<std::shared_ptr<const table_schema>> tables;
+    std::size_t snap_table = 0;
+    bool snap_copying = false;
+    lsn start;                   // deliver only transactions ending after this
+    bool streaming = false;
+    pgoutput_decoder decoder{1};
+    std::optional<transaction> open_txn;
+    std::deque<transaction> ready;
+    lsn received;                // end of the last complete transaction seen
+    lsn confirmed;               // committed in the target
+    lsn last_delivered;          // end of the last transaction handed out
+    std::chrono::steady_clock::time_point last_status{};
+
+    std::map<std::string, std::string> conn_options(bool replication) const {
+        auto o = libpq_options(opts.spec, opts.password);
+        o["options"] = canonical_options;
+        if (replication) o["replication"] = "database";
+        return o;
+    }
+
+    asio::awaitable<std::shared_ptr<const table_schema>> describe(const std::string& name) {
+        auto qn = split_qualified(name, "public");
+        pg_params p;
+        p.emplace_back(quote_pg_ident(qn.schema) + "." + quote_pg_ident(qn.name));
+        auto t = co_await sql->query(table_sql, std::move(p));
+        if (PQntuples(t.get()) != 1)
+            throw pg_error("table " + name + " not found (or not a table): check the name, schema.table", "42P01", false);
+        auto schema = std::make_shared<table_schema>();
+        schema->relation_id = static_cast<std::uint32_t>(std::stoul(value_of(t.get(), 0, 0)));
+        schema->schema = value_of(t.get(), 0, 1);
+        schema->name = value_of(t.get(), 0, 2);
+        schema->replica_identity = value_of(t.get(), 0, 3)[0];
+        pg_params q;
+        q.emplace_back(std::to_string(schema->relation_id));
+        auto cols = co_await sql->query(columns_sql, std::move(q));
+        for (int i = 0; i < PQntuples(cols.get()); ++i) {
+            column_def c;
+            c.name = value_of(cols.get(), i, 0);
+            c.type_oid = static_cast<std::uint32_t>(std::stoul(value_of(cols.get(), i, 1)));
+            c.type_mod = std::stoi(value_of(cols.get(), i, 2));
+            c.type_name = value_of(cols.get(), i, 3);
+            c.nullable = value_of(cols.get(), i, 4) != "t";
+            c.key = value_of(cols.get(), i, 5) == "t";
+            schema->columns.push_back(std::move(c));
+        }
+        if (schema->key_columns().empty())
+            throw pg_error("table " + schema->qualified() +
+                               " has no primary key and no REPLICA IDENTITY FULL, so updates and deletes cannot be "
+                               "matched: run ALTER TABLE " + quote_pg_ident(schema->schema) + "." +
+                               quote_pg_ident(schema->name) + " REPLICA IDENTITY FULL; (or add a primary key)",
+                           "55000", false);
+        co_return schema;
+    }
+
+    asio::awaitable<void> ensure_publication() {
+        pg_params p;
+        p.emplace_back(opts.publication);
+        auto r = co_await sql->query("SELECT puballtables FROM pg_publication WHERE pubname = $1", std::move(p));
+        std::string list;
+        for (const auto& t : tables)
+            list += (list.empty() ? "" : ", ") + quote_pg_ident(t->schema) + "." + quote_pg_ident(t->name);
+        if (PQntuples(r.get()) == 0) {
+            co_await sql->query("CREATE PUBLICATION " + quote_pg_ident(opts.publication) + " FOR TABLE " + list);
+            co_return;
+        }
+        if (value_of(r.get(), 0, 0) == "t") co_return;
+        for (const auto& t : tables) {
+            pg_params q;
+            q.emplace_back(opts.publication);
+            q.emplace_back(t->schema);
+            q.emplace_back(t->name);
+            auto has = co_await sql->query(
+                "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+                std::move(q));
+            if (PQntuples(has.get()) == 0)
+                co_await sql->query("ALTER PUBLICATION " + quote_pg_ident(opts.publication) + " ADD TABLE " +
+                                    quote_pg_ident(t->schema) + "." + quote_pg_ident(t->name));
+        }
+    }
+
+    asio::awaitable<std::optional<lsn>> slot_confirmed_flush() {
+        pg_params p;
+        p.emplace_back(opts.slot);
+        auto r = co_await sql->query(
+            "SELECT coalesce(confirmed_flush_lsn::text, ''), plugin, coalesce(wal_status, '') FROM pg_replication_slots "
+            "WHERE slot_name = $1",
+            std::move(p));
+        if (PQntuples(r.get()) == 0) co_return std::nullopt;
+        if (value_of(r.get(), 0, 2) == "lost")
+            throw pg_error("replication slot " + opts.slot +
+                               " lost the WAL it needed (wal_status = lost; max_slot_wal_keep_size was exceeded): "
+                               "changes are missing; drop the slot and the target tables' stream position and "
+                               "re-snapshot",
+                           "55000", false);
+        co_return lsn::parse(value_of(r.get(), 0, 0)).value_or(lsn{});
+    }
+
+    asio::awaitable<void> send_status(bool reply_requested) {
+        standby_status_update s;
+        s.written = std::max(received, confirmed);
+        s.flushed = confirmed;
+        s.applied = confirmed;
+        s.client_time_us = now_unix_us();
+        s.reply_requested = reply_requested;
+        co_await repl->send_copy(build_standby_status_update(s));
+        last_status = std::chrono::steady_clock::now();
+    }
+
+    asio::awaitable<void> start_replication() {
+        co_await repl->start_copy("START_REPLICATION SLOT " + quote_pg_ident(opts.slot) + " LOGICAL " +
+                                  start.to_string() + " (proto_version '1', publication_names " +
+                                  quote_pg_literal(quote_pg_ident(opts.publication)) + ")");
+        streaming = true;
+    }
+
+    // Whether nothing received is waiting to be applied.
+    bool idle() const { return !open_txn && ready.empty() && last_delivered <= confirmed; }
+
+    void handle_xlog(const xlog_data& x) {
+        auto decoded = decoder.decode(x.payload);
+        if (!decoded)
+            throw pg_error("cannot decode a pgoutput message at " + x.wal_start.to_string() + ": " +
+                               decoded.error().message(),
+                           "XX000", false);
+        std::visit(
+            [&](auto& m) {
+                using T = std::decay_t<decltype(m)>;
+                if constexpr (std::is_same_v<T, begin_msg>) {
+                    open_txn.emplace();
+                    open_txn->xid = m.xid;
+                    open_txn->commit_lsn = m.final_lsn;
+                    open_txn->commit_time_us = m.commit_time_us;
+                } else if constexpr (std::is_same_v<T, commit_msg>) {
+                    if (!open_txn) throw pg_error("pgoutput Commit without Begin", "XX000", false);
+                    open_txn->commit_lsn = m.commit_lsn;
+                    open_txn->end_lsn = m.end_lsn;
+                    received = std::max(received, m.end_lsn);
+                    // Already in the target (resume): skip, never apply twice.
+                    if (m.end_lsn > start && !open_txn->changes.empty()) ready.push_back(std::move(*open_txn));
+                    open_txn.reset();
+                } else if constexpr (std::is_same_v<T, insert_msg>) {
+                    if (open_txn) open_txn->changes.push_back({m.table, change_op::insert, std::nullopt, std::move(m.new_row)});
+                } else if constexpr (std::is_same_v<T, update_msg>) {
+                    if (open_txn) open_txn->changes.push_back({m.table, change_op::update, std::move(m.old_row), std::move(m.new_row)});
+                } else if constexpr (std::is_same_v<T, erase_msg>) {
+                    if (open_txn) open_txn->changes.push_back({m.table, change_op::erase, std::move(m.old_row), {}});
+                } else if constexpr (std::is_same_v<T, truncate_msg>) {
+                    if (open_txn)
+                        for (auto& t : m.tables) open_txn->changes.push_back({t, change_op::truncate, std::nullopt, {}});
+                } else {
+                    // relation (cached by the decoder), type, origin, message: nothing to apply.
+                }
+            },
+            *decoded);
+    }
+
+    // Handles one CopyData message; returns true when a keepalive asked for a reply.
+    bool handle_copy(const std::string& data) {
+        auto msg = parse_server_copy_data(data);
+        if (!msg) throw pg_error("malformed replication message: " + msg.error().message(), "XX000", false);
+        if (auto* x = std::get_if<xlog_data>(&*msg)) {
+            handle_xlog(*x);
+            return false;
+        }
+        auto& k = std::get<primary_keepalive>(*msg);
+        // Idle source: confirm the server's WAL end so the slot never pins WAL.
+        if (idle() && k.wal_end > confirmed) {
+            confirmed = k.wal_end;
+            received = std::max(received, k.wal_end);
+        }
+        return k.reply_requested;
+    }
+};
+
+pg_source::pg_source(pg_source_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
+pg_source::~pg_source() = default;
+
+asio::awaitable<source_open_result> pg_source::open(std::optional<lsn> resume_from, snapshot_mode mode) {
+    auto& s = *impl_;
+    s.sql.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
+    for (const auto& t : s.opts.tables) s.tables.push_back(co_await s.describe(t));
+    co_await s.ensure_publication();
+
+    source_open_result out;
+    out.tables = s.tables;
+    auto slot_flush = co_await s.slot_confirmed_flush();
+    if (resume_from) {
+        if (!slot_flush)
+            throw pg_error("replication slot " + s.opts.slot + " is gone (dropped outside Datavor?): changes after " +
+                               resume_from->to_string() +
+                               " cannot be read any more. Re-snapshot the stream (start it again with a new name, or "
+                               "remove its position from the target's _datavor_offsets table)",
+                           "55000", false);
+        s.start = std::max(*resume_from, *slot_flush);
+        s.confirmed = s.start;
+        s.repl.emplace(co_await pg_session::connect(s.conn_options(true), std::chrono::seconds(15)));
+        out.start = s.start;
+        co_return out;
+    }
+    // A new stream. A slot without a committed target position is a stream
+    // that died during its snapshot: start over.
+    s.repl.emplace(co_await pg_session::connect(s.conn_options(true), std::chrono::seconds(15)));
+    if (slot_flush) co_await s.repl->simple_query("DROP_REPLICATION_SLOT " + quote_pg_ident(s.opts.slot) + " WAIT");
+    const bool snapshot = mode != snapshot_mode::never;
+    auto created = co_await s.repl->simple_query("CREATE_REPLICATION_SLOT " + quote_pg_ident(s.opts.slot) +
+                                                 " LOGICAL pgoutput " + (snapshot ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT"));
+    s.start = lsn::parse(value_of(created.get(), 0, 1)).value_or(lsn{});
+    s.confirmed = s.start;
+    out.start = s.start;
+    if (snapshot) {
+        const std::string snapshot_name = value_of(created.get(), 0, 2);
+        s.snap.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
+        co_await s.snap->simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        co_await s.snap->simple_query("SET TRANSACTION SNAPSHOT " + quote_pg_literal(snapshot_name));
+        out.snapshot_needed = true;
+    }
+    co_return out;
+}
+
+asio::awaitable<std::optional<snapshot_batch>> pg_source::read_snapshot() {
+    auto& s = *impl_;
+    while (s.snap && s.snap_table < s.tables.size()) {
+        const auto& t = s.tables[s.snap_table];
+        if (!s.snap_copying) {
+            std::string cols;
+            for (const auto& c : t->columns) cols += (cols.empty() ? "" : ", ") + quote_pg_ident(c.name);
+            co_await s.snap->start_copy("COPY (SELECT " + cols + " FROM " + quote_pg_ident(t->schema) + "." +
+                                        quote_pg_ident(t->name) + ") TO STDOUT");
+            s.snap_copying = true;
+        }
+        snapshot_batch batch;
+        batch.table = t;
+        while (batch.rows.size() < s.opts.snapshot_batch_rows) {
+            auto line = co_await s.snap->read_copy();
+            if (!line) {
+                s.snap_copying = false;
+                ++s.snap_table;
+                break;
+            }
+            batch.bytes += line->size();
+            row r;
+            if (auto ok = parse_copy_text_row(*line, t->columns.size(), r); !ok)
+                throw pg_error("COPY of " + t->qualified() + ": " + ok.error().message(), "XX000", false);
+            batch.rows.push_back(std::move(r));
+        }
+        if (!batch.rows.empty()) co_return batch;
+    }
+    if (s.snap) {
+        co_await s.snap->simple_query("COMMIT");
+        s.snap.reset();
+    }
+    co_return std::nullopt;
+}
+
+asio::awaitable<std::vector<transaction>> pg_source::read_transactions(std::size_t max_changes) {
+    auto& s = *impl_;
+    if (!s.streaming) co_await s.start_replication();
+    for (;;) {
+        bool reply = false;
+        // Take everything already received, without waiting.
+        std::size_t changes = 0;
+        for (const auto& t : s.ready) changes += t.changes.size();
+        std::string data;
+        while (changes < max_changes) {
+            auto polled = s.repl->poll_copy(data);
+            if (polled == pg_session::copy_poll::none) break;
+            if (polled == pg_session::copy_poll::ended) {
+                co_await s.repl->finish_copy();
+                throw pg_error("the server ended the replication stream", "08006", true);
+            }
+            const auto before = s.ready.size();
+            reply |= s.handle_copy(data);
+            for (auto i = before; i < s.ready.size(); ++i) changes += s.ready[i].changes.size();
+        }
+        const bool status_due = std::chrono::steady_clock::now() - s.last_status > std::chrono::seconds(1);
+        if (reply || (status_due && (s.confirmed > lsn{}))) co_await s.send_status(reply);
+        if (!s.ready.empty()) {
+            std::vector<transaction> out;
+            while (!s.ready.empty()) {
+                out.push_back(std::move(s.ready.front()));
+                s.ready.pop_front();
+            }
+            s.last_delivered = out.back().end_lsn;
+            co_return out;
+        }
+        co_await s.repl->wait_readable(std::chrono::seconds(1));
+    }
+}
+
+void pg_source::confirm(lsn applied) {
+    auto& s = *impl_;
+    s.confirmed = std::max(s.confirmed, applied);
+}
+
+asio::awaitable<void> pg_source::close() {
+    auto& s = *impl_;
+    if (s.repl && s.streaming) {
+        try {
+            co_await s.send_status(false);  // tell the server what the target has, before leaving
+        } catch (const pg_error&) {
+            // The connection is going away anyway; the slot keeps the last confirmed position.
+        }
+    }
+    s.repl.reset();
+    s.snap.reset();
+    s.sql.reset();
+}
+
+asio::awaitable<void> pg_source::drop_slot(pg_source_options options) {
+    impl s(std::move(options));
+    s.sql.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
+    pg_params p;
+    p.emplace_back(s.opts.slot);
+    co_await s.sql->query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                          std::move(p));
+}
+
+}  // namespace datavor::connectors::pg

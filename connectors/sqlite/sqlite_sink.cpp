@@ -1,0 +1,250 @@
+#include "connectors/sqlite/sqlite_sink.hpp"
+
+#include "connectors/common/sql_quote.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <chrono>
+#include <map>
+#include <stdexcept>
+
+namespace datavor::connectors::sqlite {
+namespace {
+
+// PostgreSQL type OIDs (pg_type.dat); stable across versions.
+enum : std::uint32_t {
+    oid_bool = 16, oid_bytea = 17, oid_int8 = 20, oid_int2 = 21, oid_int4 = 23, oid_oid = 26,
+    oid_float4 = 700, oid_float8 = 701, oid_numeric = 1700,
+};
+
+std::string q(std::string_view ident) { return quote_pg_ident(ident); }  // SQLite accepts "double quotes"
+
+int hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// bytea's text output: \x followed by hex digits.
+std::string decode_bytea(const std::string& text) {
+    if (text.size() < 2 || text[0] != '\\' || text[1] != 'x')
+        throw std::runtime_error("bytea value is not in hex format (set bytea_output = hex on the source)");
+    std::string out;
+    out.reserve((text.size() - 2) / 2);
+    for (std::size_t i = 2; i + 1 < text.size(); i += 2) {
+        int h = hex(text[i]), l = hex(text[i + 1]);
+        if (h < 0 || l < 0) throw std::runtime_error("malformed bytea hex text");
+        out.push_back(static_cast<char>(h * 16 + l));
+    }
+    return out;
+}
+
+void bind_value(SQLite::Statement& st, int index, const column_def& col, const value& v) {
+    switch (v.st) {
+        case value::state::null: st.bind(index); return;
+        case value::state::unchanged: throw std::logic_error("unchanged value bound");
+        case value::state::binary: st.bind(index, v.data.data(), static_cast<int>(v.data.size())); return;
+        case value::state::text: break;
+    }
+    if (col.type_oid == oid_bool) {
+        st.bind(index, v.data == "t" ? 1 : 0);
+    } else if (col.type_oid == oid_bytea) {
+        auto bytes = decode_bytea(v.data);
+        st.bind(index, bytes.data(), static_cast<int>(bytes.size()));
+    } else {
+        st.bind(index, v.data);  // the column's affinity stores integers and reals as numbers
+    }
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : std::string(sep)) + p;
+    return out;
+}
+
+}  // namespace
+
+std::string sqlite_sink::target_table_name(const table_schema& t) {
+    return t.schema == "public" ? t.name : t.schema + "." + t.name;
+}
+
+std::string sqlite_sink::column_type(const column_def& c) {
+    switch (c.type_oid) {
+        case oid_int2: case oid_int4: case oid_int8: case oid_oid: case oid_bool: return "INTEGER";
+        case oid_float4: case oid_float8: return "REAL";
+        case oid_bytea: return "BLOB";
+        default: return "TEXT";
+    }
+}
+
+struct sqlite_sink::impl {
+    explicit impl(std::filesystem::path p) : path(std::move(p)) {}
+    std::filesystem::path path;
+    std::unique_ptr<SQLite::Database> db;
+    std::string stream;
+    std::map<std::string, std::unique_ptr<SQLite::Statement>> statements;
+
+    SQLite::Statement& stmt(const std::string& sql) {
+        auto& s = statements[sql];
+        if (!s) s = std::make_unique<SQLite::Statement>(*db, sql);
+        s->reset();
+        s->clearBindings();
+        return *s;
+    }
+
+    void write_position(lsn pos) {
+        auto& st = stmt("INSERT INTO _datavor_offsets(stream, position, position_int, updated_at) VALUES (?,?,?,?) "
+                        "ON CONFLICT(stream) DO UPDATE SET position = excluded.position, "
+                        "position_int = excluded.position_int, updated_at = excluded.updated_at");
+        st.bind(1, stream);
+        st.bind(2, pos.to_string());
+        st.bind(3, static_cast<std::int64_t>(pos.v));
+        st.bind(4, static_cast<std::int64_t>(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count()));
+        st.exec();
+    }
+
+    // INSERT … ON CONFLICT(key) DO UPDATE for the columns in `cols`.
+    void upsert(const table_schema& t, const row& r, const std::vector<std::size_t>& cols) {
+        auto keys = t.key_columns();
+        std::vector<std::string> names, marks, sets, keynames;
+        for (auto i : cols) {
+            names.push_back(q(t.columns[i].name));
+            marks.push_back("?");
+            if (!t.columns[i].key) sets.push_back(q(t.columns[i].name) + " = excluded." + q(t.columns[i].name));
+        }
+        for (auto k : keys) keynames.push_back(q(t.columns[k].name));
+        std::string sql = "INSERT INTO " + q(target_table_name(t)) + " (" + join(names, ", ") + ") VALUES (" +
+                          join(marks, ", ") + ") ON CONFLICT (" + join(keynames, ", ") + ") DO " +
+                          (sets.empty() ? "NOTHING" : "UPDATE SET " + join(sets, ", "));
+        auto& st = stmt(sql);
+        int idx = 1;
+        for (auto i : cols) bind_value(st, idx++, t.columns[i], r[i]);
+        st.exec();
+    }
+
+    void erase(const table_schema& t, const row& key_source) {
+        std::vector<std::string> conds;
+        auto keys = t.key_columns();
+        for (auto k : keys) conds.push_back(q(t.columns[k].name) + " IS ?");
+        auto& st = stmt("DELETE FROM " + q(target_table_name(t)) + " WHERE " + join(conds, " AND "));
+        int idx = 1;
+        for (auto k : keys) bind_value(st, idx++, t.columns[k], key_source[k]);
+        st.exec();
+    }
+
+    void apply_change(const change_event& c) {
+        const table_schema& t = *c.table;
+        if (t.key_columns().empty())
+            throw std::runtime_error("table " + t.qualified() +
+                                     " has no primary key and no REPLICA IDENTITY FULL: run ALTER TABLE " +
+                                     quote_pg_ident(t.schema) + "." + quote_pg_ident(t.name) + " REPLICA IDENTITY FULL;");
+        std::vector<std::size_t> all;
+        for (std::size_t i = 0; i < t.columns.size(); ++i) all.push_back(i);
+        switch (c.op) {
+            case change_op::insert:
+            case change_op::read: upsert(t, c.after, all); break;
+            case change_op::update: {
+                if (c.before) {
+                    bool key_changed = false;
+                    for (auto k : t.key_columns())
+                        if (!(*c.before)[k].is_unchanged() && (*c.before)[k] != c.after[k]) key_changed = true;
+                    if (key_changed) erase(t, *c.before);
+                }
+                // Columns the log did not carry (unchanged TOAST) keep their
+                // target value: take them from a FULL old image, else leave them.
+                row after = c.after;
+                std::vector<std::size_t> cols;
+                for (std::size_t i = 0; i < after.size(); ++i) {
+                    if (after[i].is_unchanged() && c.before && !(*c.before)[i].is_unchanged())
+                        after[i] = (*c.before)[i];
+                    if (!after[i].is_unchanged()) cols.push_back(i);
+                }
+                upsert(t, after, cols);
+                break;
+            }
+            case change_op::erase: erase(t, c.before ? *c.before : c.after); break;
+            case change_op::truncate: db->exec("DELETE FROM " + q(target_table_name(t))); break;
+        }
+    }
+};
+
+sqlite_sink::sqlite_sink(std::filesystem::path path) : impl_(std::make_unique<impl>(std::move(path))) {}
+sqlite_sink::~sqlite_sink() = default;
+
+boost::asio::awaitable<std::optional<lsn>> sqlite_sink::open(std::string stream) {
+    auto& s = *impl_;
+    s.stream = std::move(stream);
+    s.db = std::make_unique<SQLite::Database>(s.path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    s.db->exec("PRAGMA journal_mode=WAL");
+    s.db->exec("PRAGMA synchronous=NORMAL");
+    s.db->setBusyTimeout(10000);
+    s.db->exec("CREATE TABLE IF NOT EXISTS _datavor_offsets (stream TEXT PRIMARY KEY, position TEXT NOT NULL, "
+               "position_int INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
+    SQLite::Statement q(*s.db, "SELECT position FROM _datavor_offsets WHERE stream = ?");
+    q.bind(1, s.stream);
+    if (q.executeStep()) co_return lsn::parse(q.getColumn(0).getString());
+    co_return std::nullopt;
+}
+
+boost::asio::awaitable<void> sqlite_sink::prepare_table(std::shared_ptr<const table_schema> table, bool truncate) {
+    auto& s = *impl_;
+    std::vector<std::string> cols, keys;
+    for (const auto& c : table->columns) {
+        cols.push_back(q(c.name) + " " + column_type(c));
+        if (c.key) keys.push_back(q(c.name));
+    }
+    if (!keys.empty()) cols.push_back("PRIMARY KEY (" + join(keys, ", ") + ")");
+    const std::string name = q(target_table_name(*table));
+    s.db->exec("CREATE TABLE IF NOT EXISTS " + name + " (" + join(cols, ", ") + ")");
+    // A table that exists with fewer columns gets the new ones (schema drift
+    // proper is the Suggestion engine's job; a new nullable column is safe).
+    std::map<std::string, bool> have;
+    SQLite::Statement info(*s.db, "SELECT name FROM pragma_table_info(?)");
+    info.bind(1, target_table_name(*table));
+    while (info.executeStep()) have[info.getColumn(0).getString()] = true;
+    for (const auto& c : table->columns)
+        if (!have.count(c.name)) s.db->exec("ALTER TABLE " + name + " ADD COLUMN " + q(c.name) + " " + column_type(c));
+    if (truncate) s.db->exec("DELETE FROM " + name);
+    s.statements.clear();  // statements may refer to an old shape
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_sink::apply_snapshot(snapshot_batch batch) {
+    auto& s = *impl_;
+    SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+    std::vector<std::size_t> all;
+    for (std::size_t i = 0; i < batch.table->columns.size(); ++i) all.push_back(i);
+    for (const auto& r : batch.rows) s.upsert(*batch.table, r, all);
+    tx.commit();
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_sink::apply(std::vector<transaction> txns, lsn position) {
+    auto& s = *impl_;
+    SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+    for (const auto& t : txns)
+        for (const auto& c : t.changes) s.apply_change(c);
+    s.write_position(position);
+    tx.commit();
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_sink::commit_position(lsn position) {
+    auto& s = *impl_;
+    SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+    s.write_position(position);
+    tx.commit();
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_sink::close() {
+    impl_->statements.clear();
+    impl_->db.reset();
+    co_return;
+}
+
+}  // namespace datavor::connectors::sqlite

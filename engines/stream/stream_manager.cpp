@@ -1,0 +1,135 @@
+#include "engines/stream/stream_manager.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+
+namespace asio = boost::asio;
+
+namespace datavor::engines::stream {
+
+struct stream_manager::entry {
+    std::string name;
+    asio::strand<asio::any_io_executor> strand;
+    std::unique_ptr<stream_runner> runner;
+    asio::cancellation_signal signal;    // used on `strand` only
+    std::atomic<bool> done{false};
+    std::string state_after_stop;        // set before cancelling; guarded by the manager's mutex
+    explicit entry(asio::any_io_executor ex) : strand(asio::make_strand(ex)) {}
+};
+
+stream_manager::stream_manager(asio::any_io_executor ex, context::context_store& ctx, factory make, stream_log log,
+                               on_change changed)
+    : ex_(std::move(ex)), ctx_(ctx), make_(std::move(make)), log_(std::move(log)), changed_(std::move(changed)) {}
+
+stream_manager::~stream_manager() = default;
+
+void stream_manager::launch(const std::shared_ptr<entry>& e) {
+    asio::co_spawn(e->strand, e->runner->run(),
+                   asio::bind_cancellation_slot(e->signal.slot(), [this, e](std::exception_ptr failure) {
+                       std::string state, error;
+                       {
+                           std::lock_guard lock(mu_);
+                           state = e->state_after_stop;
+                       }
+                       if (failure) {
+                           try {
+                               std::rethrow_exception(failure);
+                           } catch (const std::exception& x) {
+                               error = x.what();
+                           }
+                           if (state.empty()) state = "failed";
+                       }
+                       // A stream that ended by itself (snapshot only) is stopped.
+                       if (state.empty()) state = "stopped";
+                       // On shutdown the saved state stays "running" so the stream resumes.
+                       if (state != "running") ctx_.set_stream_state(e->name, state, error);
+                       e->done = true;
+                       if (changed_) changed_(e->name);
+                   }));
+}
+
+void stream_manager::start(context::stream_record rec) {
+    auto e = std::make_shared<entry>(ex_);
+    e->name = rec.name;
+    e->runner = make_(rec);  // throws invalid_argument before anything is saved
+    rec.state = "running";
+    rec.last_error.clear();
+    ctx_.put_stream(rec);
+    {
+        std::lock_guard lock(mu_);
+        streams_[rec.name] = e;
+    }
+    launch(e);
+    if (changed_) changed_(rec.name);
+}
+
+asio::awaitable<void> stream_manager::wait_done(std::shared_ptr<entry> e) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (int i = 0; i < 3000 && !e->done; ++i) {  // closing is quick; 60 s bounds a stuck close
+        t.expires_after(std::chrono::milliseconds(20));
+        co_await t.async_wait(asio::use_awaitable);
+    }
+}
+
+asio::awaitable<bool> stream_manager::stop(std::string name, std::string new_state) {
+    std::shared_ptr<entry> e;
+    {
+        std::lock_guard lock(mu_);
+        auto it = streams_.find(name);
+        if (it == streams_.end() || it->second->done) {
+            if (ctx_.find_stream(name)) ctx_.set_stream_state(name, new_state);
+            co_return false;
+        }
+        e = it->second;
+        e->state_after_stop = new_state;
+    }
+    asio::post(e->strand, [e] { e->signal.emit(asio::cancellation_type::terminal); });
+    co_await wait_done(e);
+    co_return true;
+}
+
+bool stream_manager::running(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    return it != streams_.end() && !it->second->done;
+}
+
+std::optional<stream_status> stream_manager::status(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    if (it == streams_.end()) return std::nullopt;
+    return it->second->runner->status();
+}
+
+void stream_manager::resume_saved() {
+    for (const auto& rec : ctx_.list_streams()) {
+        if (rec.state != "running") continue;
+        try {
+            start(rec);
+            log_("info", "stream " + rec.name + " resumed");
+        } catch (const std::invalid_argument& x) {
+            ctx_.set_stream_state(rec.name, "failed", x.what());
+            log_("error", "stream " + rec.name + " cannot resume: " + x.what());
+        }
+    }
+}
+
+asio::awaitable<void> stream_manager::shutdown() {
+    std::vector<std::string> names;
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& [name, e] : streams_)
+            if (!e->done) names.push_back(name);
+    }
+    for (const auto& n : names) co_await stop(n, "running");
+}
+
+}  // namespace datavor::engines::stream

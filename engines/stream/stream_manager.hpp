@@ -1,0 +1,63 @@
+#pragma once
+// The streams of one Datavor process: starts, stops, pauses and resumes them,
+// keeps each one's saved definition and state in context.db, and resumes the
+// running ones when the process starts again.
+//
+// Threads: each stream runs on its own strand (its runner is the supervisor
+// of everything it awaits). The registry below is shared by the MCP sessions'
+// strands and the streams' completion handlers: a mutex guards it, and a
+// stream's cancellation signal is only ever emitted on that stream's strand.
+// Cancellation: stop() emits terminal cancellation and waits (bounded) until
+// the runner has closed its source and sink.
+#include "engines/context/context_store.hpp"
+#include "engines/stream/stream_runner.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace datavor::engines::stream {
+
+class stream_manager {
+public:
+    // Builds a runner for a saved stream; throws std::invalid_argument saying what to fix.
+    using factory = std::function<std::unique_ptr<stream_runner>(const context::stream_record&)>;
+    // Called (from any strand) whenever a stream's state changes.
+    using on_change = std::function<void(const std::string& stream)>;
+
+    stream_manager(boost::asio::any_io_executor ex, context::context_store& ctx, factory make, stream_log log,
+                   on_change changed);
+    ~stream_manager();
+
+    // Set before any stream starts.
+    void set_on_change(on_change changed) { changed_ = std::move(changed); }
+    // Saves the stream as running and starts it in the background.
+    void start(context::stream_record rec);
+    // Stops a running stream and saves `new_state` (stopped, paused); false when it was not running.
+    boost::asio::awaitable<bool> stop(std::string name, std::string new_state);
+    bool running(const std::string& name) const;
+    std::optional<stream_status> status(const std::string& name) const;
+    // Starts every saved stream whose state is running (process start).
+    void resume_saved();
+    // Stops every stream, keeping their saved state so they resume next time.
+    boost::asio::awaitable<void> shutdown();
+
+private:
+    struct entry;
+    void launch(const std::shared_ptr<entry>& e);
+    boost::asio::awaitable<void> wait_done(std::shared_ptr<entry> e);
+
+    boost::asio::any_io_executor ex_;
+    context::context_store& ctx_;
+    factory make_;
+    stream_log log_;
+    on_change changed_;
+    mutable std::mutex mu_;
+    std::map<std::string, std::shared_ptr<entry>> streams_;
+};
+
+}  // namespace datavor::engines::stream

@@ -1,0 +1,153 @@
+#include "engines/stream/stream_runner.hpp"
+
+#include <boost/asio/this_coro.hpp>
+
+#include <algorithm>
+
+namespace asio = boost::asio;
+using namespace datavor::connectors;
+
+namespace datavor::engines::stream {
+
+stream_runner::stream_runner(stream_settings settings, std::unique_ptr<change_source> source,
+                             std::unique_ptr<change_sink> sink, stream_log log)
+    : settings_(std::move(settings)), source_(std::move(source)), sink_(std::move(sink)), log_(std::move(log)) {
+    status_.name = settings_.name;
+    status_.started_at = std::chrono::system_clock::now();
+}
+
+stream_runner::~stream_runner() = default;
+
+void stream_runner::set_state(std::string state, std::string error) {
+    std::lock_guard lock(mu_);
+    status_.state = std::move(state);
+    if (!error.empty()) status_.last_error = std::move(error);
+}
+
+stream_status stream_runner::status() const {
+    std::lock_guard lock(mu_);
+    stream_status s = status_;
+    if (!window_.empty()) {
+        std::vector<double> lat;
+        std::size_t changes = 0;
+        for (const auto& w : window_) {
+            lat.push_back(w.latency_ms);
+            changes += w.changes;
+        }
+        std::sort(lat.begin(), lat.end());
+        s.latency_p50_ms = lat[lat.size() / 2];
+        s.latency_p99_ms = lat[std::min(lat.size() - 1, lat.size() * 99 / 100)];
+        auto span = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_.front().at).count();
+        s.changes_per_second = changes / std::max(span, 1.0);
+    }
+    return s;
+}
+
+void stream_runner::record_batch(const std::vector<transaction>& txns) {
+    const auto now = std::chrono::steady_clock::now();
+    const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    std::lock_guard lock(mu_);
+    for (const auto& t : txns) {
+        ++status_.transactions;
+        status_.changes += t.changes.size();
+        status_.applied = std::max(status_.applied, t.end_lsn);
+        for (const auto& c : t.changes) {
+            auto& tc = status_.tables[c.table->qualified()];
+            switch (c.op) {
+                case change_op::insert: ++tc.inserts; break;
+                case change_op::update: ++tc.updates; break;
+                case change_op::erase: ++tc.deletes; break;
+                case change_op::truncate: ++tc.truncates; break;
+                case change_op::read: ++tc.snapshot_rows; break;
+            }
+        }
+        window_.push_back({now, std::max<double>(0, (wall_us - t.commit_time_us) / 1000.0), t.changes.size()});
+    }
+    while (!window_.empty() && now - window_.front().at > std::chrono::minutes(1)) window_.pop_front();
+}
+
+asio::awaitable<void> stream_runner::run() {
+    std::exception_ptr failure;
+    bool cancelled = false;
+    try {
+        co_await run_steps();
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::operation_aborted) cancelled = true;
+        else failure = std::current_exception();
+    } catch (const std::exception&) {
+        failure = std::current_exception();
+    }
+    // Close politely even after a cancellation: the source tells the server
+    // what the target has committed before it disconnects.
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await source_->close();
+    co_await sink_->close();
+    if (failure) {
+        try {
+            std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+            set_state("failed", e.what());
+            log_("error", "stream " + settings_.name + " failed: " + e.what());
+        }
+        std::rethrow_exception(failure);
+    }
+    set_state("stopped");
+    if (cancelled) log_("info", "stream " + settings_.name + " stopped");
+}
+
+asio::awaitable<void> stream_runner::run_steps() {
+    auto committed = co_await sink_->open(settings_.name);
+    auto opened = co_await source_->open(committed, settings_.snapshot);
+    {
+        std::lock_guard lock(mu_);
+        if (committed) status_.applied = *committed;
+    }
+    for (const auto& t : opened.tables) {
+        co_await sink_->prepare_table(t, opened.snapshot_needed);
+        prepared_[t->relation_id] = t->version;
+    }
+    if (opened.snapshot_needed) {
+        set_state("snapshot");
+        log_("info", "stream " + settings_.name + ": snapshot of " + std::to_string(opened.tables.size()) +
+                         " table(s) at " + opened.start.to_string());
+        while (auto batch = co_await source_->read_snapshot()) {
+            {
+                std::lock_guard lock(mu_);
+                auto& tc = status_.tables[batch->table->qualified()];
+                tc.snapshot_rows += batch->rows.size();
+                tc.snapshot_bytes += batch->bytes;
+            }
+            co_await sink_->apply_snapshot(std::move(*batch));
+        }
+        co_await sink_->commit_position(opened.start);
+        source_->confirm(opened.start);
+        {
+            std::lock_guard lock(mu_);
+            status_.applied = opened.start;
+        }
+        log_("info", "stream " + settings_.name + ": snapshot done");
+        if (settings_.snapshot == snapshot_mode::only) co_return;
+    }
+    set_state("streaming");
+    for (;;) {
+        auto txns = co_await source_->read_transactions(settings_.max_batch_changes);
+        if (txns.empty()) continue;
+        // A table whose definition changed (a new column) is reshaped first.
+        for (const auto& t : txns)
+            for (const auto& c : t.changes) {
+                auto it = prepared_.find(c.table->relation_id);
+                if (it == prepared_.end() || it->second != c.table->version) {
+                    co_await sink_->prepare_table(c.table, false);
+                    prepared_[c.table->relation_id] = c.table->version;
+                }
+            }
+        const lsn position = txns.back().end_lsn;
+        co_await sink_->apply(txns, position);
+        source_->confirm(position);
+        record_batch(txns);
+    }
+}
+
+}  // namespace datavor::engines::stream

@@ -1,0 +1,246 @@
+#include "server/stream_tools.hpp"
+
+#include "mcp-schema/embedded.hpp"
+#include "server/mcp_session.hpp"
+
+namespace datavor::server {
+namespace {
+
+namespace ctx = engines::context;
+using engines::stream::stream_status;
+
+constexpr std::string_view streams_uri = "datavor://streams";
+
+std::string_view schema_text(std::string_view file) {
+    for (const auto& f : mcp_schema::tool_files())
+        if (f.name == file) return f.content;
+    throw std::logic_error("missing embedded schema " + std::string(file));
+}
+
+json_value status_json(const ctx::stream_record& rec, const engines::stream::stream_manager& m, json_alloc& a) {
+    const std::optional<stream_status> live = m.status(rec.name);
+    json_value s(rapidjson::kObjectType);
+    s.AddMember("name", str(rec.name, a), a);
+    // A running stream knows its phase; one that is not running has its saved state.
+    const std::string state = live && m.running(rec.name) ? live->state : rec.state;
+    s.AddMember("state", str(state, a), a);
+    s.AddMember("source", str(rec.source, a), a);
+    s.AddMember("target", str(rec.target, a), a);
+    json_value tables(rapidjson::kArrayType);
+    for (const auto& t : rec.tables) tables.PushBack(str(t, a), a);
+    s.AddMember("tables", tables, a);
+    s.AddMember("snapshot", str(rec.snapshot, a), a);
+    std::string error = rec.last_error;
+    if (live) {
+        s.AddMember("applied_position", str(live->applied.to_string(), a), a);
+        s.AddMember("transactions", live->transactions, a);
+        s.AddMember("changes", live->changes, a);
+        s.AddMember("changes_per_second", live->changes_per_second, a);
+        s.AddMember("latency_p50_ms", live->latency_p50_ms, a);
+        s.AddMember("latency_p99_ms", live->latency_p99_ms, a);
+        if (!live->last_error.empty()) error = live->last_error;
+        json_value stats(rapidjson::kArrayType);
+        for (const auto& [table, c] : live->tables) {
+            json_value t(rapidjson::kObjectType);
+            t.AddMember("table", str(table, a), a);
+            t.AddMember("snapshot_rows", c.snapshot_rows, a);
+            t.AddMember("snapshot_bytes", c.snapshot_bytes, a);
+            t.AddMember("inserts", c.inserts, a);
+            t.AddMember("updates", c.updates, a);
+            t.AddMember("deletes", c.deletes, a);
+            t.AddMember("truncates", c.truncates, a);
+            stats.PushBack(t, a);
+        }
+        s.AddMember("table_stats", stats, a);
+    }
+    s.AddMember("last_error", str(error, a), a);
+    return s;
+}
+
+json_doc one_stream(const stream_deps& d, const ctx::stream_record& rec) {
+    json_doc out(rapidjson::kObjectType);
+    out.AddMember("stream", status_json(rec, d.manager, out.GetAllocator()), out.GetAllocator());
+    return out;
+}
+
+std::string name_of(const json_doc& args) { return std::string(*string_member(args, "name")); }
+
+boost::asio::awaitable<json_doc> start_tool(stream_deps d, json_doc args, std::shared_ptr<call_context> call) {
+    ctx::stream_record rec;
+    rec.name = name_of(args);
+    rec.source = std::string(*string_member(args, "source"));
+    rec.target = std::string(*string_member(args, "target"));
+    for (const auto& t : args["tables"].GetArray()) rec.tables.emplace_back(t.GetString(), t.GetStringLength());
+    rec.snapshot = std::string(string_member(args, "snapshot").value_or("initial"));
+    if (d.manager.running(rec.name))
+        co_return text_result("Stream " + rec.name + " is already running; see stream_status, or stop_stream first.", true);
+    auto src = d.connections.context.find_connection(rec.source);
+    if (!src) co_return text_result("No connection named " + rec.source + ": add the source with add_connection first.", true);
+    if (src->spec.kind != connectors::db_kind::postgresql)
+        co_return text_result("The source must be a PostgreSQL connection (the MariaDB source comes next).", true);
+    // Prerequisites first: a failing source gets its fixes, not a half-created stream.
+    auto counter = std::make_shared<int>(0);
+    // A named callback: GCC 12 destroys a lambda temporary inside co_await twice.
+    connectors::probe_progress progress = [call, counter](const connectors::prerequisite_check& c) {
+        call->progress(++*counter, std::nullopt, "checking: " + c.title);
+    };
+    auto report = co_await run_connection_test(d.connections, rec.source, rec.tables, 15, std::move(progress));
+    const json_value* sc = member(report, "structuredContent");
+    if (!sc) co_return report;  // a text error (password unavailable, …)
+    if (!(*sc)["ok"].GetBool()) {
+        json_doc out(rapidjson::kObjectType);
+        auto& a = out.GetAllocator();
+        out.AddMember("started", false, a);
+        out.AddMember("checks", json_value((*sc)["checks"], a), a);
+        co_return structured_result(std::move(out), true);
+    }
+    try {
+        d.manager.start(rec);
+    } catch (const std::invalid_argument& e) {
+        co_return text_result(std::string("Cannot start stream ") + rec.name + ": " + e.what(), true);
+    }
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    out.AddMember("started", true, a);
+    out.AddMember("stream", status_json(*d.connections.context.find_stream(rec.name), d.manager, a), a);
+    out.AddMember("checks", json_value((*sc)["checks"], a), a);
+    co_return structured_result(std::move(out));
+}
+
+boost::asio::awaitable<json_doc> stop_tool(stream_deps d, json_doc args, std::shared_ptr<call_context>) {
+    const std::string name = name_of(args);
+    auto rec = d.connections.context.find_stream(name);
+    if (!rec) co_return text_result("No stream named " + name + " (see list_streams).", true);
+    bool stopped = co_await d.manager.stop(name, "stopped");
+    bool dropped = false;
+    if (auto* ds = member(args, "drop_slot"); ds && ds->IsBool() && ds->GetBool()) {
+        co_await d.drop_slot(*rec);
+        dropped = true;
+    }
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    out.AddMember("name", str(name, a), a);
+    out.AddMember("stopped", stopped, a);
+    out.AddMember("slot_dropped", dropped, a);
+    co_return structured_result(std::move(out));
+}
+
+boost::asio::awaitable<json_doc> pause_tool(stream_deps d, json_doc args, std::shared_ptr<call_context>) {
+    const std::string name = name_of(args);
+    if (!d.connections.context.find_stream(name)) co_return text_result("No stream named " + name + " (see list_streams).", true);
+    bool paused = co_await d.manager.stop(name, "paused");
+    json_doc out(rapidjson::kObjectType);
+    out.AddMember("name", str(name, out.GetAllocator()), out.GetAllocator());
+    out.AddMember("paused", paused, out.GetAllocator());
+    co_return structured_result(std::move(out));
+}
+
+boost::asio::awaitable<json_doc> resume_tool(stream_deps d, json_doc args, std::shared_ptr<call_context>) {
+    const std::string name = name_of(args);
+    auto rec = d.connections.context.find_stream(name);
+    if (!rec) co_return text_result("No stream named " + name + " (see list_streams).", true);
+    if (!d.manager.running(name)) {
+        try {
+            d.manager.start(*rec);
+        } catch (const std::invalid_argument& e) {
+            co_return text_result(std::string("Cannot resume stream ") + name + ": " + e.what(), true);
+        }
+    }
+    co_return structured_result(one_stream(d, *d.connections.context.find_stream(name)));
+}
+
+boost::asio::awaitable<json_doc> list_tool(stream_deps d, json_doc, std::shared_ptr<call_context>) {
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    json_value arr(rapidjson::kArrayType);
+    for (const auto& rec : d.connections.context.list_streams()) arr.PushBack(status_json(rec, d.manager, a), a);
+    out.AddMember("streams", arr, a);
+    co_return structured_result(std::move(out));
+}
+
+boost::asio::awaitable<json_doc> status_tool(stream_deps d, json_doc args, std::shared_ptr<call_context>) {
+    const std::string name = name_of(args);
+    auto rec = d.connections.context.find_stream(name);
+    if (!rec) co_return text_result("No stream named " + name + " (see list_streams).", true);
+    co_return structured_result(one_stream(d, *rec));
+}
+
+}  // namespace
+
+void register_stream_tools(mcp_server& server, stream_deps deps) {
+    auto add = [&](const char* file, boost::asio::awaitable<json_doc> (*fn)(stream_deps, json_doc, std::shared_ptr<call_context>)) {
+        server.add_tool(schema_text(file), [deps, fn](json_doc args, std::shared_ptr<call_context> c) {
+            return fn(deps, std::move(args), std::move(c));
+        });
+    };
+    add("start_stream.json", &start_tool);
+    add("stop_stream.json", &stop_tool);
+    add("pause_stream.json", &pause_tool);
+    add("resume_stream.json", &resume_tool);
+    add("list_streams.json", &list_tool);
+    add("stream_status.json", &status_tool);
+
+    resource_provider res;
+    res.list = [deps](json_value& out, json_alloc& a) {
+        json_value all(rapidjson::kObjectType);
+        all.AddMember("uri", str(streams_uri, a), a);
+        all.AddMember("name", "streams", a);
+        all.AddMember("title", "Streams", a);
+        all.AddMember("description", "Every saved stream with its state, throughput and latency", a);
+        all.AddMember("mimeType", "application/json", a);
+        out.PushBack(all, a);
+        for (const auto& r : deps.connections.context.list_streams()) {
+            json_value one(rapidjson::kObjectType);
+            one.AddMember("uri", str(std::string(streams_uri) + "/" + r.name, a), a);
+            one.AddMember("name", str("stream " + r.name, a), a);
+            one.AddMember("description", str("Stream " + r.name + " from " + r.source + " to " + r.target, a), a);
+            one.AddMember("mimeType", "application/json", a);
+            out.PushBack(one, a);
+        }
+    };
+    res.templates = [](json_value& out, json_alloc& a) {
+        json_value t(rapidjson::kObjectType);
+        t.AddMember("uriTemplate", str(std::string(streams_uri) + "/{name}", a), a);
+        t.AddMember("name", "stream", a);
+        t.AddMember("title", "One stream", a);
+        t.AddMember("description", "A stream's live status by name", a);
+        t.AddMember("mimeType", "application/json", a);
+        out.PushBack(t, a);
+    };
+    res.read = [deps](const std::string& uri, json_value& out, json_alloc& a) {
+        json_doc d(rapidjson::kObjectType);
+        auto& da = d.GetAllocator();
+        if (uri == streams_uri) {
+            json_value arr(rapidjson::kArrayType);
+            for (const auto& r : deps.connections.context.list_streams())
+                arr.PushBack(status_json(r, deps.manager, da), da);
+            d.AddMember("streams", arr, da);
+        } else if (uri.starts_with(std::string(streams_uri) + "/")) {
+            auto rec = deps.connections.context.find_stream(uri.substr(streams_uri.size() + 1));
+            if (!rec) return false;
+            d.AddMember("stream", status_json(*rec, deps.manager, da), da);
+        } else {
+            return false;
+        }
+        json_value c(rapidjson::kObjectType);
+        c.AddMember("uri", str(uri, a), a);
+        c.AddMember("mimeType", "application/json", a);
+        c.AddMember("text", str(to_json(d), a), a);
+        out.PushBack(c, a);
+        return true;
+    };
+    server.add_resources(std::move(res));
+
+    auto* store = &deps.connections.context;
+    server.add_completion([store](const json_value& ref, std::string_view arg, std::string_view value,
+                                  const json_value*) -> std::vector<std::string> {
+        std::vector<std::string> out;
+        if (string_member(ref, "type") == "ref/resource" && string_member(ref, "uri") == std::string(streams_uri) + "/{name}" &&
+            arg == "name")
+            for (const auto& r : store->list_streams())
+                if (r.name.starts_with(value)) out.push_back(r.name);
+        return out;
+    });
+}
+
+}  // namespace datavor::server
