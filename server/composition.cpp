@@ -1,5 +1,6 @@
 #include "server/composition.hpp"
 
+#include "connectors/jsonl/jsonl_sink.hpp"
 #include "connectors/mariadb/mariadb_prober.hpp"
 #include "connectors/pg/pg_prober.hpp"
 #include "connectors/pg/pg_source.hpp"
@@ -23,6 +24,7 @@ struct application::parts {
     connectors::pg::pg_prober pg;
     connectors::mariadb::mariadb_prober mariadb;
     connectors::sqlite::sqlite_prober sqlite;
+    connectors::jsonl::jsonl_prober jsonl;
     engines::stream::stream_log log = [](std::string_view, std::string_view) {};
     std::unique_ptr<engines::stream::stream_manager> streams;
 };
@@ -57,7 +59,8 @@ connection_deps application::connections() {
                            parts_->secrets,
                            {{connectors::db_kind::postgresql, &parts_->pg},
                             {connectors::db_kind::mariadb, &parts_->mariadb},
-                            {connectors::db_kind::sqlite, &parts_->sqlite}}};
+                            {connectors::db_kind::sqlite, &parts_->sqlite},
+                            {connectors::db_kind::jsonl, &parts_->jsonl}}};
 }
 
 namespace {
@@ -121,8 +124,9 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     auto dst = resolve(req.target, connections());
     if (src.spec.kind != connectors::db_kind::postgresql)
         throw std::invalid_argument("the source must be PostgreSQL for now (the MariaDB binlog source comes next)");
-    if (dst.spec.kind != connectors::db_kind::sqlite)
-        throw std::invalid_argument("the target must be SQLite (sqlite:PATH) for now; PostgreSQL and JSON lines come next");
+    if (dst.spec.kind != connectors::db_kind::sqlite && dst.spec.kind != connectors::db_kind::jsonl)
+        throw std::invalid_argument("the target must be SQLite (sqlite:PATH) or JSON lines (jsonl:PATH, jsonl:-) for now; "
+                                    "a PostgreSQL target comes next");
     if (req.tables.empty()) throw std::invalid_argument("name the tables to stream (schema.table, comma-separated)");
     connectors::pg::pg_source_options o;
     o.spec = src.spec;
@@ -132,9 +136,14 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     engines::stream::stream_settings settings;
     settings.name = req.name;
     settings.snapshot = req.snapshot;
+    const std::string database = src.spec.database;
+    std::unique_ptr<connectors::change_sink> sink;
+    if (dst.spec.kind == connectors::db_kind::jsonl)
+        sink = std::make_unique<connectors::jsonl::jsonl_sink>(dst.spec.path, database);
+    else
+        sink = std::make_unique<connectors::sqlite::sqlite_sink>(dst.spec.path);
     return std::make_unique<engines::stream::stream_runner>(
-        settings, std::make_unique<connectors::pg::pg_source>(std::move(o)),
-        std::make_unique<connectors::sqlite::sqlite_sink>(dst.spec.path), std::move(log));
+        settings, std::make_unique<connectors::pg::pg_source>(std::move(o)), std::move(sink), std::move(log));
 }
 
 server_info product_info() {

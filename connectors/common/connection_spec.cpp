@@ -58,6 +58,7 @@ std::string_view to_string(db_kind k) {
         case db_kind::postgresql: return "postgresql";
         case db_kind::mariadb: return "mariadb";
         case db_kind::sqlite: return "sqlite";
+        case db_kind::jsonl: return "jsonl";
     }
     return "unknown";
 }
@@ -72,7 +73,7 @@ std::string describe(url_error e) {
         case url_error::empty: return "the URL is empty";
         case url_error::unknown_scheme:
             return "unknown scheme: use postgresql://user@host:port/db, mariadb://user@host:port/db, "
-                   "mysql://user@host:port/db or sqlite:PATH";
+                   "mysql://user@host:port/db, sqlite:PATH or jsonl:PATH (jsonl:- for standard output)";
         case url_error::missing_host: return "the URL names no host: write user@host[:port]/database";
         case url_error::bad_port: return "the port is not a number between 1 and 65535";
         case url_error::bad_escape: return "a %-escape in the URL is malformed (write %XX with two hex digits)";
@@ -88,6 +89,7 @@ std::string connection_spec::param(const std::string& key, std::string fallback)
 
 std::string connection_spec::redacted_url() const {
     if (kind == db_kind::sqlite) return "sqlite:" + path;
+    if (kind == db_kind::jsonl) return "jsonl:" + path;
     std::string out(to_string(kind));
     out += "://";
     if (!user.empty()) out += percent_encode(user) + "@";
@@ -109,6 +111,14 @@ boost::system::result<parsed_url> parse_connection_url(std::string_view url) {
     auto& spec = out.spec;
 
     auto starts = [&](std::string_view p) { return url.substr(0, p.size()) == p; };
+    if (starts("jsonl:")) {
+        spec.kind = db_kind::jsonl;
+        auto rest = url.substr(6);
+        if (rest.substr(0, 2) == "//") rest.remove_prefix(2);
+        if (rest.empty()) return url_error::missing_path;
+        spec.path = std::string(rest);
+        return out;
+    }
     if (starts("sqlite:")) {
         spec.kind = db_kind::sqlite;
         auto rest = url.substr(7);

@@ -6,6 +6,7 @@
 //   postgresql://user@host:port/db?sslmode=verify-full&sslrootcert=/ca.pem   (also postgres://)
 //   mariadb://user@host:port/db?ssl-mode=...   (also mysql://)
 //   sqlite:PATH   (also sqlite://PATH)
+//   jsonl:PATH    (JSON lines; jsonl:- is standard output)
 // A password embedded in the URL (user:secret@host) is split off by
 // parse_connection_url and returned separately so callers can store it as a secret.
 #include <boost/system/result.hpp>
@@ -18,7 +19,7 @@
 
 namespace datavor::connectors {
 
-enum class db_kind { postgresql, mariadb, sqlite };
+enum class db_kind { postgresql, mariadb, sqlite, jsonl };
 
 std::string_view to_string(db_kind k);
 
@@ -28,7 +29,7 @@ struct connection_spec {
     std::string host;
     std::uint16_t port = 0;  // 0: the driver's default
     std::string database;
-    std::string path;  // sqlite only
+    std::string path;  // sqlite and jsonl
     std::map<std::string, std::string> params;  // query parameters, e.g. sslmode
 
     // The URL again, without any password: safe to store, log and return.
