@@ -3,6 +3,7 @@
 #include "connectors/jsonl/jsonl_sink.hpp"
 #include "connectors/mariadb/mariadb_prober.hpp"
 #include "connectors/pg/pg_prober.hpp"
+#include "connectors/pg/pg_sink.hpp"
 #include "connectors/pg/pg_source.hpp"
 #include "connectors/sqlite/sqlite_sink.hpp"
 #include "connectors/sqlite/sqlite_prober.hpp"
@@ -124,9 +125,11 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     auto dst = resolve(req.target, connections());
     if (src.spec.kind != connectors::db_kind::postgresql)
         throw std::invalid_argument("the source must be PostgreSQL for now (the MariaDB binlog source comes next)");
-    if (dst.spec.kind != connectors::db_kind::sqlite && dst.spec.kind != connectors::db_kind::jsonl)
-        throw std::invalid_argument("the target must be SQLite (sqlite:PATH) or JSON lines (jsonl:PATH, jsonl:-) for now; "
-                                    "a PostgreSQL target comes next");
+    if (dst.spec.kind == connectors::db_kind::postgresql && dst.spec.host == src.spec.host &&
+        dst.spec.port == src.spec.port && dst.spec.database == src.spec.database)
+        throw std::invalid_argument("the target is the source database itself: choose another database as the target");
+    if (dst.spec.kind == connectors::db_kind::mariadb)
+        throw std::invalid_argument("a MariaDB target is not available yet: use PostgreSQL, SQLite or JSON lines");
     if (req.tables.empty()) throw std::invalid_argument("name the tables to stream (schema.table, comma-separated)");
     connectors::pg::pg_source_options o;
     o.spec = src.spec;
@@ -140,6 +143,8 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     std::unique_ptr<connectors::change_sink> sink;
     if (dst.spec.kind == connectors::db_kind::jsonl)
         sink = std::make_unique<connectors::jsonl::jsonl_sink>(dst.spec.path, database);
+    else if (dst.spec.kind == connectors::db_kind::postgresql)
+        sink = std::make_unique<connectors::pg::pg_sink>(dst.spec, dst.password);
     else
         sink = std::make_unique<connectors::sqlite::sqlite_sink>(dst.spec.path);
     return std::make_unique<engines::stream::stream_runner>(
