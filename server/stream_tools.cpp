@@ -39,6 +39,13 @@ json_value status_json(const ctx::stream_record& rec, const engines::stream::str
         s.AddMember("latency_p50_ms", live->latency_p50_ms, a);
         s.AddMember("latency_p99_ms", live->latency_p99_ms, a);
         if (!live->last_error.empty()) error = live->last_error;
+        if (live->source.retained_bytes >= 0 || !live->source.wal_status.empty()) {
+            json_value slot(rapidjson::kObjectType);
+            slot.AddMember("retained_wal_bytes", live->source.retained_bytes, a);
+            slot.AddMember("wal_status", str(live->source.wal_status, a), a);
+            slot.AddMember("safe_wal_bytes", live->source.safe_bytes, a);
+            s.AddMember("slot", slot, a);
+        }
         json_value stats(rapidjson::kArrayType);
         for (const auto& [table, c] : live->tables) {
             json_value t(rapidjson::kObjectType);

@@ -35,6 +35,13 @@ struct source_open_result {
     lsn start;
 };
 
+// What a source knows about its own health (PostgreSQL: the slot's retained WAL).
+struct source_health {
+    std::int64_t retained_bytes = -1;  // WAL held back for this stream; -1 unknown
+    std::string wal_status;            // reserved, extended, unreserved, lost ("" unknown)
+    std::int64_t safe_bytes = -1;      // bytes left before max_slot_wal_keep_size; -1 unlimited/unknown
+};
+
 class change_source {
 public:
     virtual ~change_source() = default;
@@ -47,6 +54,8 @@ public:
     virtual boost::asio::awaitable<std::vector<transaction>> read_transactions(std::size_t max_changes) = 0;
     // The target has committed everything up to `applied`: the source may let it go.
     virtual void confirm(lsn applied) = 0;
+    // Thread-safe snapshot of the latest health reading.
+    virtual source_health health() const { return {}; }
     virtual boost::asio::awaitable<void> close() = 0;
 };
 

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <mutex>
 
 namespace asio = boost::asio;
 
@@ -78,6 +79,31 @@ struct pg_source::impl {
     lsn confirmed;               // committed in the target
     lsn last_delivered;          // end of the last transaction handed out
     std::chrono::steady_clock::time_point last_status{};
+    std::chrono::steady_clock::time_point last_health{};
+    mutable std::mutex health_mu;
+    source_health health;
+
+    // Reads the slot's retained WAL every few seconds (on the catalog connection).
+    asio::awaitable<void> refresh_health() {
+        if (std::chrono::steady_clock::now() - last_health < std::chrono::seconds(5)) co_return;
+        last_health = std::chrono::steady_clock::now();
+        pg_params p;
+        p.emplace_back(opts.slot);
+        auto r = co_await sql->query(
+            "SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, -1), coalesce(wal_status, ''), "
+            "coalesce(safe_wal_size, -1) FROM pg_replication_slots WHERE slot_name = $1",
+            std::move(p));
+        source_health h;
+        if (PQntuples(r.get()) == 1) {
+            h.retained_bytes = std::stoll(value_of(r.get(), 0, 0));
+            h.wal_status = value_of(r.get(), 0, 1);
+            h.safe_bytes = std::stoll(value_of(r.get(), 0, 2));
+        } else {
+            h.wal_status = "missing";
+        }
+        std::lock_guard lock(health_mu);
+        health = h;
+    }
 
     std::map<std::string, std::string> conn_options(bool replication) const {
         auto o = libpq_options(opts.spec, opts.password);
@@ -340,6 +366,7 @@ asio::awaitable<std::vector<transaction>> pg_source::read_transactions(std::size
             reply |= s.handle_copy(data);
             for (auto i = before; i < s.ready.size(); ++i) changes += s.ready[i].changes.size();
         }
+        co_await s.refresh_health();
         const bool status_due = std::chrono::steady_clock::now() - s.last_status > std::chrono::seconds(1);
         if (reply || (status_due && (s.confirmed > lsn{}))) co_await s.send_status(reply);
         if (!s.ready.empty()) {
@@ -353,6 +380,11 @@ asio::awaitable<std::vector<transaction>> pg_source::read_transactions(std::size
         }
         co_await s.repl->wait_readable(std::chrono::seconds(1));
     }
+}
+
+source_health pg_source::health() const {
+    std::lock_guard lock(impl_->health_mu);
+    return impl_->health;
 }
 
 void pg_source::confirm(lsn applied) {

@@ -47,6 +47,7 @@ public:
     boost::asio::awaitable<std::optional<snapshot_batch>> read_snapshot() override;
     boost::asio::awaitable<std::vector<transaction>> read_transactions(std::size_t max_changes) override;
     void confirm(lsn applied) override;
+    source_health health() const override;
     boost::asio::awaitable<void> close() override;
 
     // Drops the stream's slot (stop_stream with drop_slot).

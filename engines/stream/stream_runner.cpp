@@ -27,6 +27,7 @@ void stream_runner::set_state(std::string state, std::string error) {
 stream_status stream_runner::status() const {
     std::lock_guard lock(mu_);
     stream_status s = status_;
+    s.source = source_->health();
     if (!window_.empty()) {
         std::vector<double> lat;
         std::size_t changes = 0;
@@ -97,6 +98,21 @@ asio::awaitable<void> stream_runner::run() {
     if (cancelled) log_("info", "stream " + settings_.name + " stopped");
 }
 
+// Past 1 GiB of retained WAL, or when the slot is about to lose WAL, say so
+// (at most once a minute): the source's disk is at stake.
+void stream_runner::warn_on_slot_health() {
+    const auto h = source_->health();
+    const bool heavy = h.retained_bytes > (std::int64_t{1} << 30);
+    const bool at_risk = h.wal_status == "unreserved" || h.wal_status == "lost";
+    if (!heavy && !at_risk) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_health_warning_ < std::chrono::minutes(1)) return;
+    last_health_warning_ = now;
+    log_("warning", "stream " + settings_.name + ": the source retains " + std::to_string(h.retained_bytes >> 20) +
+                        " MiB of WAL for this stream (wal_status " + h.wal_status +
+                        "); the stream is behind or paused: let it catch up, or stop it with drop_slot to release the WAL");
+}
+
 asio::awaitable<void> stream_runner::run_steps() {
     auto committed = co_await sink_->open(settings_.name);
     auto opened = co_await source_->open(committed, settings_.snapshot);
@@ -143,6 +159,7 @@ asio::awaitable<void> stream_runner::run_steps() {
                     prepared_[c.table->relation_id] = c.table->version;
                 }
             }
+        warn_on_slot_health();
         const lsn position = txns.back().end_lsn;
         co_await sink_->apply(txns, position);
         source_->confirm(position);

@@ -44,6 +44,7 @@ struct stream_status {
     double changes_per_second = 0;    // over the last minute
     double latency_p50_ms = 0, latency_p99_ms = 0;  // commit -> applied, last minute
     std::chrono::system_clock::time_point started_at;
+    connectors::source_health source;  // slot health (retained WAL, wal_status)
 };
 
 struct stream_settings {
@@ -65,6 +66,8 @@ public:
 
 private:
     boost::asio::awaitable<void> run_steps();
+    void warn_on_slot_health();
+    std::chrono::steady_clock::time_point last_health_warning_{};
     void record_batch(const std::vector<connectors::transaction>& txns);
     void set_state(std::string state, std::string error = {});
 
