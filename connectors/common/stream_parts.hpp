@@ -51,6 +51,7 @@ public:
     virtual boost::asio::awaitable<std::optional<snapshot_batch>> read_snapshot() = 0;
     // Waits for at least one committed transaction, then returns the ones
     // already received, up to about `max_changes` changes, in commit order.
+    // A transaction without changes only moves the position (an idle source).
     virtual boost::asio::awaitable<std::vector<transaction>> read_transactions(std::size_t max_changes) = 0;
     // The target has committed everything up to `applied`: the source may let it go.
     virtual void confirm(lsn applied) = 0;

@@ -78,7 +78,9 @@ struct pg_source::impl {
     lsn received;                // end of the last complete transaction seen
     lsn confirmed;               // committed in the target
     lsn last_delivered;          // end of the last transaction handed out
+    lsn idle_end;                // WAL end of a keepalive that arrived with nothing pending
     std::chrono::steady_clock::time_point last_status{};
+    std::chrono::steady_clock::time_point last_idle{};
     std::chrono::steady_clock::time_point last_health{};
     mutable std::mutex health_mu;
     source_health health;
@@ -257,9 +259,12 @@ struct pg_source::impl {
             return false;
         }
         auto& k = std::get<primary_keepalive>(*msg);
-        // Idle source: confirm the server's WAL end so the slot never pins WAL.
+        // Idle source: the server's WAL end is handed out (read_transactions)
+        // as a transaction without changes, so the target commits it before
+        // the slot is told; a quiet database never pins WAL, and the slot never
+        // passes what the target holds.
         if (idle() && k.wal_end > confirmed) {
-            confirmed = k.wal_end;
+            idle_end = std::max(idle_end, k.wal_end);
             received = std::max(received, k.wal_end);
         }
         return k.reply_requested;
@@ -369,6 +374,19 @@ asio::awaitable<std::vector<transaction>> pg_source::read_transactions(std::size
         co_await s.refresh_health();
         const bool status_due = std::chrono::steady_clock::now() - s.last_status > std::chrono::seconds(1);
         if (reply || (status_due && (s.confirmed > lsn{}))) co_await s.send_status(reply);
+        // Nothing to apply, but the WAL end moved: at most once a second, a
+        // transaction without changes that only moves the target's position.
+        if (s.ready.empty() && s.idle() && s.idle_end > s.confirmed &&
+            std::chrono::steady_clock::now() - s.last_idle >= std::chrono::seconds(1)) {
+            transaction t;
+            t.commit_lsn = t.end_lsn = s.idle_end;
+            t.commit_time_us = now_unix_us();
+            s.last_delivered = t.end_lsn;
+            s.last_idle = std::chrono::steady_clock::now();
+            std::vector<transaction> out;
+            out.push_back(std::move(t));
+            co_return out;
+        }
         if (!s.ready.empty()) {
             std::vector<transaction> out;
             while (!s.ready.empty()) {

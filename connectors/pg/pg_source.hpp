@@ -11,7 +11,9 @@
 // read_transactions(): START_REPLICATION, decodes pgoutput (protocol 1),
 //          answers keepalives at once and reports as flushed only what
 //          confirm() was told; on an idle source the keepalive's WAL end is
-//          confirmed too, so a quiet database never pins WAL.
+//          handed out as a transaction without changes (at most once a
+//          second), so the target records it before it is confirmed and a
+//          quiet database never pins WAL.
 //
 // Lifecycle: open once, then snapshot and/or transactions, then close. One
 // strand. Cancellation: every wait honours the caller's slot.

@@ -3,6 +3,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -31,7 +32,19 @@ stream_manager::stream_manager(asio::any_io_executor ex, context::context_store&
 
 stream_manager::~stream_manager() = default;
 
+// Tells subscribers (resources/updated) every two seconds while the stream
+// runs, so a client following datavor://streams/{name} sees its progress.
+asio::awaitable<void> stream_manager::tick(std::shared_ptr<entry> e) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    while (!e->done) {
+        t.expires_after(std::chrono::seconds(2));
+        co_await t.async_wait(asio::use_awaitable);
+        if (!e->done && changed_) changed_(e->name);
+    }
+}
+
 void stream_manager::launch(const std::shared_ptr<entry>& e) {
+    asio::co_spawn(e->strand, tick(e), asio::detached);
     asio::co_spawn(e->strand, e->runner->run(),
                    asio::bind_cancellation_slot(e->signal.slot(), [this, e](std::exception_ptr failure) {
                        std::string state, error;

@@ -50,6 +50,7 @@ private:
     struct entry;
     void launch(const std::shared_ptr<entry>& e);
     boost::asio::awaitable<void> wait_done(std::shared_ptr<entry> e);
+    boost::asio::awaitable<void> tick(std::shared_ptr<entry> e);
 
     boost::asio::any_io_executor ex_;
     context::context_store& ctx_;

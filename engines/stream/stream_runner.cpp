@@ -51,9 +51,10 @@ void stream_runner::record_batch(const std::vector<transaction>& txns) {
                              .count();
     std::lock_guard lock(mu_);
     for (const auto& t : txns) {
+        status_.applied = std::max(status_.applied, t.end_lsn);
+        if (t.changes.empty()) continue;  // an idle source's position, not a source transaction
         ++status_.transactions;
         status_.changes += t.changes.size();
-        status_.applied = std::max(status_.applied, t.end_lsn);
         for (const auto& c : t.changes) {
             auto& tc = status_.tables[c.table->qualified()];
             switch (c.op) {
@@ -128,13 +129,22 @@ asio::awaitable<void> stream_runner::run_steps() {
         set_state("snapshot");
         log_("info", "stream " + settings_.name + ": snapshot of " + std::to_string(opened.tables.size()) +
                          " table(s) at " + opened.start.to_string());
+        auto last_report = std::chrono::steady_clock::now();
         while (auto batch = co_await source_->read_snapshot()) {
+            std::string progress;
             {
                 std::lock_guard lock(mu_);
                 auto& tc = status_.tables[batch->table->qualified()];
                 tc.snapshot_rows += batch->rows.size();
                 tc.snapshot_bytes += batch->bytes;
+                if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(5)) {
+                    last_report = std::chrono::steady_clock::now();
+                    progress = "stream " + settings_.name + ": snapshot of " + batch->table->qualified() + " at " +
+                               std::to_string(tc.snapshot_rows) + " rows, " + std::to_string(tc.snapshot_bytes >> 20) +
+                               " MiB";
+                }
             }
+            if (!progress.empty()) log_("info", progress);
             co_await sink_->apply_snapshot(std::move(*batch));
         }
         co_await sink_->commit_position(opened.start);
