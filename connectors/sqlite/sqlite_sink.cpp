@@ -53,7 +53,7 @@ void bind_value(SQLite::Statement& st, int index, const column_def& col, const v
         auto bytes = decode_bytea(v.data);
         st.bind(index, bytes.data(), static_cast<int>(bytes.size()));
     } else {
-        st.bind(index, v.data);  // the column's affinity stores integers and reals as numbers
+        st.bindNoCopy(index, v.data);  // lives until the step; affinity stores numbers as numbers
     }
 }
 
@@ -84,13 +84,45 @@ struct sqlite_sink::impl {
     std::unique_ptr<SQLite::Database> db;
     std::string stream;
     std::map<std::string, std::unique_ptr<SQLite::Statement>> statements;
+    // The statements of the hot path, built once per table definition: upsert
+    // of every column and delete by key. The shared_ptr pins the definition.
+    struct prepared {
+        std::shared_ptr<const table_schema> table;
+        SQLite::Statement* upsert_all = nullptr;
+        SQLite::Statement* erase = nullptr;
+        std::vector<std::size_t> keys;
+    };
+    std::map<const table_schema*, prepared> hot;
 
-    SQLite::Statement& stmt(const std::string& sql) {
+    prepared& hot_for(const std::shared_ptr<const table_schema>& t) {
+        auto& p = hot[t.get()];
+        if (!p.table) {
+            p.table = t;
+            p.keys = t->key_columns();
+            if (p.keys.empty())
+                throw std::runtime_error("table " + t->qualified() +
+                                         " has no primary key and no REPLICA IDENTITY FULL: run ALTER TABLE " +
+                                         quote_pg_ident(t->schema) + "." + quote_pg_ident(t->name) +
+                                         " REPLICA IDENTITY FULL;");
+            std::vector<std::size_t> all;
+            for (std::size_t i = 0; i < t->columns.size(); ++i) all.push_back(i);
+            p.upsert_all = &statement(upsert_sql(*t, all));
+            p.erase = &statement(erase_sql(*t));
+        }
+        return p;
+    }
+
+    // A cached statement for `sql`, reset and ready to bind.
+    SQLite::Statement& statement(const std::string& sql) {
         auto& s = statements[sql];
         if (!s) s = std::make_unique<SQLite::Statement>(*db, sql);
-        s->reset();
-        s->clearBindings();
         return *s;
+    }
+    SQLite::Statement& stmt(const std::string& sql) {
+        auto& s = statement(sql);
+        s.reset();
+        s.clearBindings();
+        return s;
     }
 
     void write_position(lsn pos) {
@@ -108,65 +140,82 @@ struct sqlite_sink::impl {
     }
 
     // INSERT … ON CONFLICT(key) DO UPDATE for the columns in `cols`.
-    void upsert(const table_schema& t, const row& r, const std::vector<std::size_t>& cols) {
-        auto keys = t.key_columns();
+    static std::string upsert_sql(const table_schema& t, const std::vector<std::size_t>& cols) {
         std::vector<std::string> names, marks, sets, keynames;
         for (auto i : cols) {
             names.push_back(q(t.columns[i].name));
             marks.push_back("?");
             if (!t.columns[i].key) sets.push_back(q(t.columns[i].name) + " = excluded." + q(t.columns[i].name));
         }
-        for (auto k : keys) keynames.push_back(q(t.columns[k].name));
-        std::string sql = "INSERT INTO " + q(target_table_name(t)) + " (" + join(names, ", ") + ") VALUES (" +
-                          join(marks, ", ") + ") ON CONFLICT (" + join(keynames, ", ") + ") DO " +
-                          (sets.empty() ? "NOTHING" : "UPDATE SET " + join(sets, ", "));
-        auto& st = stmt(sql);
+        for (auto k : t.key_columns()) keynames.push_back(q(t.columns[k].name));
+        return "INSERT INTO " + q(target_table_name(t)) + " (" + join(names, ", ") + ") VALUES (" + join(marks, ", ") +
+               ") ON CONFLICT (" + join(keynames, ", ") + ") DO " +
+               (sets.empty() ? "NOTHING" : "UPDATE SET " + join(sets, ", "));
+    }
+    static std::string erase_sql(const table_schema& t) {
+        std::vector<std::string> conds;
+        for (auto k : t.key_columns()) conds.push_back(q(t.columns[k].name) + " IS ?");
+        return "DELETE FROM " + q(target_table_name(t)) + " WHERE " + join(conds, " AND ");
+    }
+
+    static void run(SQLite::Statement& st) {
+        st.exec();
+        st.reset();
+        st.clearBindings();
+    }
+
+    void upsert_all(const std::shared_ptr<const table_schema>& t, const row& r) {
+        auto& st = *hot_for(t).upsert_all;
+        for (std::size_t i = 0; i < t->columns.size(); ++i) bind_value(st, static_cast<int>(i) + 1, t->columns[i], r[i]);
+        run(st);
+    }
+
+    // Rare path (a row with unchanged TOAST values): only the columns sent.
+    void upsert_some(const table_schema& t, const row& r, const std::vector<std::size_t>& cols) {
+        auto& st = stmt(upsert_sql(t, cols));
         int idx = 1;
         for (auto i : cols) bind_value(st, idx++, t.columns[i], r[i]);
         st.exec();
     }
 
-    void erase(const table_schema& t, const row& key_source) {
-        std::vector<std::string> conds;
-        auto keys = t.key_columns();
-        for (auto k : keys) conds.push_back(q(t.columns[k].name) + " IS ?");
-        auto& st = stmt("DELETE FROM " + q(target_table_name(t)) + " WHERE " + join(conds, " AND "));
+    void erase(const std::shared_ptr<const table_schema>& t, const row& key_source) {
+        auto& h = hot_for(t);
         int idx = 1;
-        for (auto k : keys) bind_value(st, idx++, t.columns[k], key_source[k]);
-        st.exec();
+        for (auto k : h.keys) bind_value(*h.erase, idx++, t->columns[k], key_source[k]);
+        run(*h.erase);
     }
 
     void apply_change(const change_event& c) {
         const table_schema& t = *c.table;
-        if (t.key_columns().empty())
-            throw std::runtime_error("table " + t.qualified() +
-                                     " has no primary key and no REPLICA IDENTITY FULL: run ALTER TABLE " +
-                                     quote_pg_ident(t.schema) + "." + quote_pg_ident(t.name) + " REPLICA IDENTITY FULL;");
-        std::vector<std::size_t> all;
-        for (std::size_t i = 0; i < t.columns.size(); ++i) all.push_back(i);
+        const auto& keys = hot_for(c.table).keys;
         switch (c.op) {
             case change_op::insert:
-            case change_op::read: upsert(t, c.after, all); break;
+            case change_op::read: upsert_all(c.table, c.after); break;
             case change_op::update: {
                 if (c.before) {
                     bool key_changed = false;
-                    for (auto k : t.key_columns())
+                    for (auto k : keys)
                         if (!(*c.before)[k].is_unchanged() && (*c.before)[k] != c.after[k]) key_changed = true;
-                    if (key_changed) erase(t, *c.before);
+                    if (key_changed) erase(c.table, *c.before);
                 }
                 // Columns the log did not carry (unchanged TOAST) keep their
                 // target value: take them from a FULL old image, else leave them.
+                bool partial = false;
+                for (const auto& v : c.after) partial |= v.is_unchanged();
+                if (!partial) {
+                    upsert_all(c.table, c.after);
+                    break;
+                }
                 row after = c.after;
                 std::vector<std::size_t> cols;
                 for (std::size_t i = 0; i < after.size(); ++i) {
-                    if (after[i].is_unchanged() && c.before && !(*c.before)[i].is_unchanged())
-                        after[i] = (*c.before)[i];
+                    if (after[i].is_unchanged() && c.before && !(*c.before)[i].is_unchanged()) after[i] = (*c.before)[i];
                     if (!after[i].is_unchanged()) cols.push_back(i);
                 }
-                upsert(t, after, cols);
+                upsert_some(t, after, cols);
                 break;
             }
-            case change_op::erase: erase(t, c.before ? *c.before : c.after); break;
+            case change_op::erase: erase(c.table, c.before ? *c.before : c.after); break;
             case change_op::truncate: db->exec("DELETE FROM " + q(target_table_name(t))); break;
         }
     }
@@ -209,16 +258,15 @@ boost::asio::awaitable<void> sqlite_sink::prepare_table(std::shared_ptr<const ta
     for (const auto& c : table->columns)
         if (!have.count(c.name)) s.db->exec("ALTER TABLE " + name + " ADD COLUMN " + q(c.name) + " " + column_type(c));
     if (truncate) s.db->exec("DELETE FROM " + name);
-    s.statements.clear();  // statements may refer to an old shape
+    s.hot.clear();  // statements may refer to an old shape
+    s.statements.clear();
     co_return;
 }
 
 boost::asio::awaitable<void> sqlite_sink::apply_snapshot(snapshot_batch batch) {
     auto& s = *impl_;
     SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
-    std::vector<std::size_t> all;
-    for (std::size_t i = 0; i < batch.table->columns.size(); ++i) all.push_back(i);
-    for (const auto& r : batch.rows) s.upsert(*batch.table, r, all);
+    for (const auto& r : batch.rows) s.upsert_all(batch.table, r);
     tx.commit();
     co_return;
 }
@@ -242,6 +290,7 @@ boost::asio::awaitable<void> sqlite_sink::commit_position(lsn position) {
 }
 
 boost::asio::awaitable<void> sqlite_sink::close() {
+    impl_->hot.clear();
     impl_->statements.clear();
     impl_->db.reset();
     co_return;
