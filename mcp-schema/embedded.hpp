@@ -12,4 +12,8 @@ struct embedded_file {
 
 std::span<const embedded_file> tool_files();
 
+// The content of one embedded file by name; throws std::logic_error when the
+// build did not embed it (a missing entry in mcp-schema/CMakeLists.txt).
+std::string_view tool_file(std::string_view name);
+
 }  // namespace datavor::mcp_schema

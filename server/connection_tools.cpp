@@ -11,12 +11,6 @@ namespace {
 
 namespace ctx = engines::context;
 
-std::string_view schema_text(std::string_view file) {
-    for (const auto& f : mcp_schema::tool_files())
-        if (f.name == file) return f.content;
-    throw std::logic_error("missing embedded schema " + std::string(file));
-}
-
 std::optional<std::string> opt_string(const json_value& args, const char* key) {
     auto v = string_member(args, key);
     return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
@@ -171,16 +165,16 @@ boost::asio::awaitable<json_doc> run_connection_test(connection_deps deps, std::
 
 void register_connection_tools(mcp_server& server, connection_deps deps) {
     mcp_server* srv = &server;
-    server.add_tool(schema_text("add_connection.json"), [deps, srv](json_doc args, std::shared_ptr<call_context> c) {
+    server.add_tool(mcp_schema::tool_file("add_connection.json"), [deps, srv](json_doc args, std::shared_ptr<call_context> c) {
         return add_tool(deps, srv, std::move(args), std::move(c));
     });
-    server.add_tool(schema_text("list_connections.json"), [deps](json_doc args, std::shared_ptr<call_context> c) {
+    server.add_tool(mcp_schema::tool_file("list_connections.json"), [deps](json_doc args, std::shared_ptr<call_context> c) {
         return list_tool(deps, std::move(args), std::move(c));
     });
-    server.add_tool(schema_text("test_connection.json"), [deps](json_doc args, std::shared_ptr<call_context> c) {
+    server.add_tool(mcp_schema::tool_file("test_connection.json"), [deps](json_doc args, std::shared_ptr<call_context> c) {
         return test_tool(deps, std::move(args), std::move(c));
     });
-    server.add_tool(schema_text("remove_connection.json"), [deps, srv](json_doc args, std::shared_ptr<call_context> c) {
+    server.add_tool(mcp_schema::tool_file("remove_connection.json"), [deps, srv](json_doc args, std::shared_ptr<call_context> c) {
         return remove_tool(deps, srv, std::move(args), std::move(c));
     });
 

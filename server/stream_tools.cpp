@@ -11,12 +11,6 @@ using engines::stream::stream_status;
 
 constexpr std::string_view streams_uri = "datavor://streams";
 
-std::string_view schema_text(std::string_view file) {
-    for (const auto& f : mcp_schema::tool_files())
-        if (f.name == file) return f.content;
-    throw std::logic_error("missing embedded schema " + std::string(file));
-}
-
 json_value status_json(const ctx::stream_record& rec, const engines::stream::stream_manager& m, json_alloc& a) {
     const std::optional<stream_status> live = m.status(rec.name);
     json_value s(rapidjson::kObjectType);
@@ -176,7 +170,7 @@ boost::asio::awaitable<json_doc> status_tool(stream_deps d, json_doc args, std::
 
 void register_stream_tools(mcp_server& server, stream_deps deps) {
     auto add = [&](const char* file, boost::asio::awaitable<json_doc> (*fn)(stream_deps, json_doc, std::shared_ptr<call_context>)) {
-        server.add_tool(schema_text(file), [deps, fn](json_doc args, std::shared_ptr<call_context> c) {
+        server.add_tool(mcp_schema::tool_file(file), [deps, fn](json_doc args, std::shared_ptr<call_context> c) {
             return fn(deps, std::move(args), std::move(c));
         });
     };

@@ -29,4 +29,20 @@ std::vector<std::size_t> table_schema::key_columns() const {
     return out;
 }
 
+update_plan plan_update(const change_event& c, const std::vector<std::size_t>& keys) {
+    update_plan p;
+    if (c.before)
+        for (auto k : keys)
+            if (!(*c.before)[k].is_unchanged() && (*c.before)[k] != c.after[k]) p.key_changed = true;
+    for (const auto& v : c.after) p.partial |= v.is_unchanged();
+    p.after = c.after;
+    if (!p.partial) return p;
+    for (std::size_t i = 0; i < p.after.size(); ++i) {
+        if (p.after[i].is_unchanged() && c.before && i < c.before->size() && !(*c.before)[i].is_unchanged())
+            p.after[i] = (*c.before)[i];
+        if (!p.after[i].is_unchanged()) p.columns.push_back(i);
+    }
+    return p;
+}
+
 }  // namespace datavor::connectors

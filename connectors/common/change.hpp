@@ -69,6 +69,19 @@ struct change_event {
     row after;                  // empty for deletes and truncates
 };
 
+// How a sink writes an update: whether the key changed (delete the old row
+// first), and the new image with every column the log did not carry
+// (unchanged TOAST) taken from a FULL old image when there is one. `columns`
+// lists what to write; it is every column unless some stayed unchanged, and
+// then the target keeps its current values for the rest.
+struct update_plan {
+    bool key_changed = false;
+    bool partial = false;
+    row after;
+    std::vector<std::size_t> columns;  // filled only when partial
+};
+update_plan plan_update(const change_event& update, const std::vector<std::size_t>& key_columns);
+
 // A committed source transaction as the sink applies it.
 struct transaction {
     std::uint32_t xid = 0;

@@ -55,19 +55,9 @@ void add_change(std::string& sql, const change_event& c) {
         case change_op::insert:
         case change_op::read: upsert(sql, t, c.after, all); break;
         case change_op::update: {
-            if (c.before) {
-                bool key_changed = false;
-                for (auto k : t.key_columns())
-                    if (!(*c.before)[k].is_unchanged() && (*c.before)[k] != c.after[k]) key_changed = true;
-                if (key_changed) erase(sql, t, *c.before);
-            }
-            row after = c.after;
-            std::vector<std::size_t> cols;
-            for (std::size_t i = 0; i < after.size(); ++i) {
-                if (after[i].is_unchanged() && c.before && !(*c.before)[i].is_unchanged()) after[i] = (*c.before)[i];
-                if (!after[i].is_unchanged()) cols.push_back(i);
-            }
-            upsert(sql, t, after, cols);
+            auto plan = plan_update(c, t.key_columns());
+            if (plan.key_changed) erase(sql, t, *c.before);
+            upsert(sql, t, plan.after, plan.partial ? plan.columns : all);
             break;
         }
         case change_op::erase: erase(sql, t, c.before ? *c.before : c.after); break;

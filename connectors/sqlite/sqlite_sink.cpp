@@ -192,27 +192,10 @@ struct sqlite_sink::impl {
             case change_op::insert:
             case change_op::read: upsert_all(c.table, c.after); break;
             case change_op::update: {
-                if (c.before) {
-                    bool key_changed = false;
-                    for (auto k : keys)
-                        if (!(*c.before)[k].is_unchanged() && (*c.before)[k] != c.after[k]) key_changed = true;
-                    if (key_changed) erase(c.table, *c.before);
-                }
-                // Columns the log did not carry (unchanged TOAST) keep their
-                // target value: take them from a FULL old image, else leave them.
-                bool partial = false;
-                for (const auto& v : c.after) partial |= v.is_unchanged();
-                if (!partial) {
-                    upsert_all(c.table, c.after);
-                    break;
-                }
-                row after = c.after;
-                std::vector<std::size_t> cols;
-                for (std::size_t i = 0; i < after.size(); ++i) {
-                    if (after[i].is_unchanged() && c.before && !(*c.before)[i].is_unchanged()) after[i] = (*c.before)[i];
-                    if (!after[i].is_unchanged()) cols.push_back(i);
-                }
-                upsert_some(t, after, cols);
+                auto plan = plan_update(c, keys);
+                if (plan.key_changed) erase(c.table, *c.before);
+                if (plan.partial) upsert_some(t, plan.after, plan.columns);
+                else upsert_all(c.table, plan.after);
                 break;
             }
             case change_op::erase: erase(c.table, c.before ? *c.before : c.after); break;
