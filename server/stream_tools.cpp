@@ -232,6 +232,46 @@ void register_stream_tools(mcp_server& server, stream_deps deps) {
     };
     server.add_resources(std::move(res));
 
+    prompt_definition first;
+    first.definition.Parse(R"json({"name":"first-stream","title":"Set up a first stream",
+      "description":"Walks a user from a database connection to a running change data capture stream: add the source and the target, check the source's prerequisites, fix what fails, start the stream and watch it.",
+      "arguments":[{"name":"source_url","description":"The PostgreSQL source URL without password, e.g. postgresql://replicator@db:5432/shop","required":false},
+                   {"name":"tables","description":"Comma-separated tables to stream, e.g. public.orders,public.inventory","required":false},
+                   {"name":"target","description":"Where the changes go: sqlite:/path/file.db, jsonl:/path/file.jsonl or a saved connection name","required":false}]})json");
+    first.get = [](const json_value& args, std::string&) -> std::optional<json_doc> {
+        auto arg = [&](const char* k, const char* fallback) {
+            auto v = string_member(args, k);
+            return v && !v->empty() ? std::string(*v) : std::string(fallback);
+        };
+        std::string text =
+            "Help me stream changes from PostgreSQL with Datavor, step by step.\n"
+            "1. Source: call list_connections. If there is no PostgreSQL source yet, ask me for its URL (" +
+            arg("source_url", "postgresql://user@host:5432/db") +
+            ") and add it with add_connection; the password goes in `password` or `password_env`, never in chat "
+            "history you repeat.\n"
+            "2. Target: " + arg("target", "ask me where the changes should go (sqlite:/path/file.db, jsonl:/path/file.jsonl, or a PostgreSQL connection)") +
+            "; add it with add_connection if it is not saved yet.\n"
+            "3. Check: call test_connection on the source with tables " + arg("tables", "(ask me which tables)") +
+            ". For every check that fails, show me its `fix` exactly as returned and wait until I say it is applied; "
+            "then test again.\n"
+            "4. Start: call start_stream with a short name, the source, the target and the tables (snapshot initial "
+            "unless I only want new changes).\n"
+            "5. Watch: call stream_status until the state is streaming, then tell me the rows copied, changes per "
+            "second and latency, and that pause_stream, resume_stream and stop_stream are available.";
+        json_doc r(rapidjson::kObjectType);
+        auto& a = r.GetAllocator();
+        r.AddMember("description", "Set up a first stream", a);
+        json_value msgs(rapidjson::kArrayType), m(rapidjson::kObjectType), content(rapidjson::kObjectType);
+        content.AddMember("type", "text", a);
+        content.AddMember("text", str(text, a), a);
+        m.AddMember("role", "user", a);
+        m.AddMember("content", content, a);
+        msgs.PushBack(m, a);
+        r.AddMember("messages", msgs, a);
+        return r;
+    };
+    server.add_prompt(std::move(first));
+
     auto* store = &deps.connections.context;
     server.add_completion([store](const json_value& ref, std::string_view arg, std::string_view value,
                                   const json_value*) -> std::vector<std::string> {
