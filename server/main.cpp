@@ -263,10 +263,11 @@ int stream_cmd(const args& a) {
         if (!ec) stop.emit(asio::cancellation_type::terminal);
     });
     asio::steady_timer ticker(io);
+    bool finished = false;  // a tick that already fired must not re-arm after the end
     std::function<void()> tick = [&] {
         ticker.expires_after(std::chrono::seconds(1));
         ticker.async_wait([&](auto ec) {
-            if (ec) return;
+            if (ec || finished) return;
             print_status(runner->status());
             tick();
         });
@@ -275,6 +276,7 @@ int stream_cmd(const args& a) {
     std::exception_ptr failure;
     asio::co_spawn(io, runner->run(), asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
                        failure = e;
+                       finished = true;
                        signals.cancel();
                        ticker.cancel();
                    }));

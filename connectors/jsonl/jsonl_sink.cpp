@@ -143,7 +143,7 @@ std::string jsonl_sink::envelope(const change_event& c, const std::string& strea
 }
 
 void jsonl_sink::write_position(lsn position) {
-    if (!owns_) return;
+    if (!owns_ || !keeps_position_) return;
     const std::string side = path_ + ".offset", tmp = side + ".tmp";
     {
         std::ofstream o(tmp, std::ios::trunc);
@@ -162,6 +162,10 @@ boost::asio::awaitable<std::optional<lsn>> jsonl_sink::open(std::string stream) 
     out_ = std::fopen(path_.c_str(), "ae");
     if (!out_) throw std::runtime_error("cannot open " + path_ + " for appending: check the path and permissions");
     owns_ = true;
+    // A device or a pipe (jsonl:/dev/null, a FIFO) has no place for a position.
+    std::error_code ec;
+    keeps_position_ = std::filesystem::is_regular_file(path_, ec);
+    if (!keeps_position_) co_return std::nullopt;
     std::ifstream side(path_ + ".offset");
     std::string name, pos;
     if (side >> name >> pos && name == stream_) co_return lsn::parse(pos);

@@ -15,7 +15,7 @@
 // Delivery: at-least-once. A file gets a sidecar PATH.offset, rewritten after
 // each batch is written and flushed; after a crash the batch in flight may be
 // written again, so consumers de-duplicate by source.lsn. Standard output has
-// no position: a restart resumes from the slot.
+// no position (nor does a device such as /dev/null): a restart resumes from the slot.
 //
 // Threads: one stream's strand; writes are buffered stdio (no blocking waits
 // beyond the write itself).
@@ -50,6 +50,7 @@ private:
     std::string path_, database_, stream_;
     std::FILE* out_ = nullptr;
     bool owns_ = false;
+    bool keeps_position_ = false;  // a regular file: PATH.offset records the position
 };
 
 // A JSON-lines target needs a writable folder.
