@@ -246,17 +246,7 @@ void register_connection_tools(mcp_server& server, connection_deps deps) {
                            ". Then list the checks that failed or warned, and for each show its `fix` exactly as "
                            "returned (SQL to run as an administrator, or a server setting). Never ask for or repeat a "
                            "password. If everything passes, say the source is ready.";
-        json_doc r(rapidjson::kObjectType);
-        auto& a = r.GetAllocator();
-        r.AddMember("description", "Check a source database for CDC", a);
-        json_value msgs(rapidjson::kArrayType), m(rapidjson::kObjectType), content(rapidjson::kObjectType);
-        content.AddMember("type", "text", a);
-        content.AddMember("text", str(text, a), a);
-        m.AddMember("role", "user", a);
-        m.AddMember("content", content, a);
-        msgs.PushBack(m, a);
-        r.AddMember("messages", msgs, a);
-        return r;
+        return prompt_text_result("Check a source database for CDC", text);
     };
     server.add_prompt(std::move(p));
 

@@ -48,6 +48,20 @@ json_doc text_result(std::string_view message, bool is_error) {
     return r;
 }
 
+json_doc prompt_text_result(std::string_view description, std::string_view text) {
+    json_doc r(rapidjson::kObjectType);
+    auto& a = r.GetAllocator();
+    r.AddMember("description", str(description, a), a);
+    json_value msgs(rapidjson::kArrayType), m(rapidjson::kObjectType), content(rapidjson::kObjectType);
+    content.AddMember("type", "text", a);
+    content.AddMember("text", str(text, a), a);
+    m.AddMember("role", "user", a);
+    m.AddMember("content", content, a);
+    msgs.PushBack(m, a);
+    r.AddMember("messages", msgs, a);
+    return r;
+}
+
 namespace {
 
 class session_impl;

@@ -75,5 +75,7 @@ public:
 // Builds a tools/call result: structured content plus its JSON text.
 json_doc structured_result(json_doc structured, bool is_error = false);
 json_doc text_result(std::string_view text, bool is_error = false);
+// Builds a prompts/get result: one user message with `text`.
+json_doc prompt_text_result(std::string_view description, std::string_view text);
 
 }  // namespace datavor::server

@@ -258,17 +258,7 @@ void register_stream_tools(mcp_server& server, stream_deps deps) {
             "unless I only want new changes).\n"
             "5. Watch: call stream_status until the state is streaming, then tell me the rows copied, changes per "
             "second and latency, and that pause_stream, resume_stream and stop_stream are available.";
-        json_doc r(rapidjson::kObjectType);
-        auto& a = r.GetAllocator();
-        r.AddMember("description", "Set up a first stream", a);
-        json_value msgs(rapidjson::kArrayType), m(rapidjson::kObjectType), content(rapidjson::kObjectType);
-        content.AddMember("type", "text", a);
-        content.AddMember("text", str(text, a), a);
-        m.AddMember("role", "user", a);
-        m.AddMember("content", content, a);
-        msgs.PushBack(m, a);
-        r.AddMember("messages", msgs, a);
-        return r;
+        return prompt_text_result("Set up a first stream", text);
     };
     server.add_prompt(std::move(first));
 
