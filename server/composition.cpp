@@ -136,6 +136,7 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     o.password = src.password;
     o.stream = req.name;
     o.tables = req.tables;
+    o.spool_dir = home_ / "spool";
     engines::stream::stream_settings settings;
     settings.name = req.name;
     settings.snapshot = req.snapshot;

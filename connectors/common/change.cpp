@@ -1,9 +1,15 @@
 #include "connectors/common/change.hpp"
 
+#include "connectors/common/change_spool.hpp"
+
 #include <charconv>
 #include <cstdio>
 
 namespace datavor::connectors {
+
+bool transaction::empty() const { return changes.empty() && (!spooled || spooled->changes() == 0); }
+
+std::uint64_t transaction::change_count() const { return changes.size() + (spooled ? spooled->changes() : 0); }
 
 std::string lsn::to_string() const {
     char buf[32];

@@ -82,13 +82,22 @@ struct update_plan {
 };
 update_plan plan_update(const change_event& update, const std::vector<std::size_t>& key_columns);
 
-// A committed source transaction as the sink applies it.
+class change_spool;
+
+// A committed source transaction as the sink applies it. Its changes are in
+// `changes`, or, for a transaction too large to hold in memory, on disk in
+// `spooled` (then `changes` is empty): the stream engine reads the spool in
+// chunks and applies them inside one target transaction.
 struct transaction {
     std::uint32_t xid = 0;
     lsn commit_lsn;  // position of the commit record
     lsn end_lsn;     // the position after it: what is confirmed once applied
     std::int64_t commit_time_us = 0;  // unix microseconds
     std::vector<change_event> changes;
+    std::shared_ptr<change_spool> spooled;
+
+    bool empty() const;  // no change at all (an idle source's position)
+    std::uint64_t change_count() const;
 };
 
 }  // namespace datavor::connectors

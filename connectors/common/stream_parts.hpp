@@ -77,7 +77,17 @@ public:
     virtual boost::asio::awaitable<void> prepare_table(std::shared_ptr<const table_schema> table, bool truncate) = 0;
     virtual boost::asio::awaitable<void> apply_snapshot(snapshot_batch batch) = 0;
     // Applies the transactions and records `position` in one target transaction.
+    // Every transaction here has its changes in memory (none is spooled).
     virtual boost::asio::awaitable<void> apply(std::vector<transaction> txns, lsn position) = 0;
+    // A transaction too large to hold in memory, applied in parts inside one
+    // target transaction: begin_transaction (its header: xid, positions,
+    // commit time; no changes), apply_changes for each part in order, then
+    // commit_transaction, which records `position` with it. prepare_table may
+    // be called between parts (a table reshaped inside the transaction).
+    // Closing the sink before the commit rolls the target transaction back.
+    virtual boost::asio::awaitable<void> begin_transaction(const transaction& header) = 0;
+    virtual boost::asio::awaitable<void> apply_changes(std::vector<change_event> changes) = 0;
+    virtual boost::asio::awaitable<void> commit_transaction(lsn position) = 0;
     virtual boost::asio::awaitable<void> commit_position(lsn position) = 0;
     virtual boost::asio::awaitable<void> close() = 0;
 };

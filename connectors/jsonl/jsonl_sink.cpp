@@ -197,6 +197,30 @@ boost::asio::awaitable<void> jsonl_sink::apply(std::vector<transaction> txns, ls
     co_return;
 }
 
+boost::asio::awaitable<void> jsonl_sink::begin_transaction(const transaction& header) {
+    open_txn_ = header;
+    open_txn_.changes.clear();
+    open_txn_.spooled.reset();
+    co_return;
+}
+
+boost::asio::awaitable<void> jsonl_sink::apply_changes(std::vector<change_event> changes) {
+    const auto now = now_ms();
+    for (const auto& c : changes) {
+        auto line = envelope(c, stream_, database_, &open_txn_, now);
+        line.push_back('\n');
+        std::fwrite(line.data(), 1, line.size(), out_);
+    }
+    if (std::ferror(out_)) throw std::runtime_error("writing " + path_ + " failed: disk full?");
+    co_return;
+}
+
+boost::asio::awaitable<void> jsonl_sink::commit_transaction(lsn position) {
+    if (std::fflush(out_) != 0) throw std::runtime_error("writing " + path_ + " failed: disk full?");
+    write_position(position);
+    co_return;
+}
+
 boost::asio::awaitable<void> jsonl_sink::commit_position(lsn position) {
     write_position(position);
     co_return;

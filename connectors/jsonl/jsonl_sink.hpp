@@ -38,6 +38,9 @@ public:
     boost::asio::awaitable<void> prepare_table(std::shared_ptr<const table_schema>, bool) override { co_return; }
     boost::asio::awaitable<void> apply_snapshot(snapshot_batch batch) override;
     boost::asio::awaitable<void> apply(std::vector<transaction> txns, lsn position) override;
+    boost::asio::awaitable<void> begin_transaction(const transaction& header) override;
+    boost::asio::awaitable<void> apply_changes(std::vector<change_event> changes) override;
+    boost::asio::awaitable<void> commit_transaction(lsn position) override;
     boost::asio::awaitable<void> commit_position(lsn position) override;
     boost::asio::awaitable<void> close() override;
 
@@ -51,6 +54,7 @@ private:
     std::FILE* out_ = nullptr;
     bool owns_ = false;
     bool keeps_position_ = false;  // a regular file: PATH.offset records the position
+    transaction open_txn_;         // header of the transaction being written in parts
 };
 
 // A JSON-lines target needs a writable folder.

@@ -142,6 +142,20 @@ asio::awaitable<void> pg_sink::apply(std::vector<transaction> txns, lsn position
     co_await impl_->db->simple_query(std::move(sql));
 }
 
+asio::awaitable<void> pg_sink::begin_transaction(const transaction&) {
+    co_await impl_->db->simple_query("BEGIN");
+}
+
+asio::awaitable<void> pg_sink::apply_changes(std::vector<change_event> changes) {
+    std::string sql;
+    for (const auto& c : changes) add_change(sql, c);
+    if (!sql.empty()) co_await impl_->db->simple_query(std::move(sql));
+}
+
+asio::awaitable<void> pg_sink::commit_transaction(lsn position) {
+    co_await impl_->db->simple_query(impl_->position_sql(position) + "COMMIT;");
+}
+
 asio::awaitable<void> pg_sink::commit_position(lsn position) {
     co_await impl_->db->simple_query(impl_->position_sql(position));
 }

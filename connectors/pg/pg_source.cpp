@@ -1,5 +1,6 @@
 #include "connectors/pg/pg_source.hpp"
 
+#include "connectors/common/change_spool.hpp"
 #include "connectors/common/sql_quote.hpp"
 #include "connectors/pg/copy_text.hpp"
 #include "connectors/pg/pg_error.hpp"
@@ -8,10 +9,15 @@
 #include "connectors/pg/pgoutput_decoder.hpp"
 #include "connectors/pg/replication_protocol.hpp"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <chrono>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 namespace asio = boost::asio;
 
@@ -61,6 +67,7 @@ struct pg_source::impl {
     explicit impl(pg_source_options o) : opts(std::move(o)) {
         if (opts.slot.empty()) opts.slot = default_slot_name(opts.stream);
         if (opts.publication.empty()) opts.publication = opts.slot;
+        if (opts.spool_dir.empty()) opts.spool_dir = std::filesystem::temp_directory_path() / "datavor-spool";
     }
 
     pg_source_options opts;
@@ -72,8 +79,18 @@ struct pg_source::impl {
     bool snap_copying = false;
     lsn start;                   // deliver only transactions ending after this
     bool streaming = false;
+    int proto = 1;
     pgoutput_decoder decoder{1};
     std::optional<transaction> open_txn;
+    // Streamed in-progress transactions (protocol 2), by top-level xid: their
+    // changes on disk, and where each subtransaction's first change starts.
+    struct streamed_txn {
+        std::shared_ptr<change_spool> spool;
+        std::vector<std::pair<std::uint32_t, change_spool::mark_t>> subxacts;  // in order of first change
+        std::unordered_map<std::uint32_t, std::size_t> subxact_index;
+    };
+    std::unordered_map<std::uint32_t, streamed_txn> in_progress;
+    std::optional<std::uint32_t> stream_xid;  // the open stream block's transaction
     std::deque<transaction> ready;
     lsn received;                // end of the last complete transaction seen
     lsn confirmed;               // committed in the target
@@ -203,14 +220,83 @@ struct pg_source::impl {
     }
 
     asio::awaitable<void> start_replication() {
+        proto = opts.protocol_version;
+        if (proto == 0) proto = PQserverVersion(repl->native()) >= 140000 ? 2 : 1;
+        decoder = pgoutput_decoder(proto);
+        const std::string options = proto >= 2 ? "proto_version '2', streaming 'on'" : "proto_version '1'";
         co_await repl->start_copy("START_REPLICATION SLOT " + quote_pg_ident(opts.slot) + " LOGICAL " +
-                                  start.to_string() + " (proto_version '1', publication_names " +
+                                  start.to_string() + " (" + options + ", publication_names " +
                                   quote_pg_literal(quote_pg_ident(opts.publication)) + ")");
         streaming = true;
     }
 
-    // Whether nothing received is waiting to be applied.
+    // Whether nothing received is waiting to be applied. A streamed
+    // transaction still in progress does not count: its commit lies ahead of
+    // any WAL end confirmed now, so after a restart the server sends it again
+    // in full.
     bool idle() const { return !open_txn && ready.empty() && last_delivered <= confirmed; }
+
+    // A change of the open transaction: regular (in memory until it grows
+    // past spill_after_changes, then on disk) or streamed (always on disk).
+    void add_change(std::optional<std::uint32_t> xid, change_event c) {
+        if (stream_xid) {
+            auto& st = in_progress[*stream_xid];
+            if (!st.spool) st.spool = std::make_shared<change_spool>(opts.spool_dir);
+            const auto sub = xid.value_or(*stream_xid);
+            if (sub != *stream_xid && !st.subxact_index.count(sub)) {
+                st.subxact_index.emplace(sub, st.subxacts.size());
+                st.subxacts.emplace_back(sub, st.spool->mark());
+            }
+            st.spool->append(c);
+            return;
+        }
+        if (!open_txn) return;
+        if (open_txn->spooled) {
+            open_txn->spooled->append(c);
+            return;
+        }
+        open_txn->changes.push_back(std::move(c));
+        if (open_txn->changes.size() >= opts.spill_after_changes) {
+            open_txn->spooled = std::make_shared<change_spool>(opts.spool_dir);
+            for (const auto& held : open_txn->changes) open_txn->spooled->append(held);
+            open_txn->changes = {};
+        }
+    }
+
+    void stream_abort(const stream_abort_msg& m) {
+        auto it = in_progress.find(m.xid);
+        if (it == in_progress.end()) return;
+        if (m.subxid == m.xid) {
+            in_progress.erase(it);  // the whole transaction: its spill file goes
+            return;
+        }
+        // A subtransaction: its changes and those of every subtransaction
+        // begun after it (its children) are dropped.
+        auto& st = it->second;
+        auto sub = st.subxact_index.find(m.subxid);
+        if (sub == st.subxact_index.end()) return;  // it had no changes
+        const auto from = sub->second;
+        st.spool->truncate(st.subxacts[from].second);
+        for (auto i = from; i < st.subxacts.size(); ++i) st.subxact_index.erase(st.subxacts[i].first);
+        st.subxacts.resize(from);
+    }
+
+    void stream_commit(const stream_commit_msg& m) {
+        auto it = in_progress.find(m.xid);
+        received = std::max(received, m.end_lsn);
+        if (it == in_progress.end()) return;
+        auto spool = std::move(it->second.spool);
+        in_progress.erase(it);
+        // Already in the target (resume): skip, never apply twice.
+        if (m.end_lsn <= start || !spool || spool->changes() == 0) return;
+        transaction t;
+        t.xid = m.xid;
+        t.commit_lsn = m.commit_lsn;
+        t.end_lsn = m.end_lsn;
+        t.commit_time_us = m.commit_time_us;
+        t.spooled = std::move(spool);
+        ready.push_back(std::move(t));
+    }
 
     void handle_xlog(const xlog_data& x) {
         auto decoded = decoder.decode(x.payload);
@@ -232,17 +318,24 @@ struct pg_source::impl {
                     open_txn->end_lsn = m.end_lsn;
                     received = std::max(received, m.end_lsn);
                     // Already in the target (resume): skip, never apply twice.
-                    if (m.end_lsn > start && !open_txn->changes.empty()) ready.push_back(std::move(*open_txn));
+                    if (m.end_lsn > start && !open_txn->empty()) ready.push_back(std::move(*open_txn));
                     open_txn.reset();
                 } else if constexpr (std::is_same_v<T, insert_msg>) {
-                    if (open_txn) open_txn->changes.push_back({m.table, change_op::insert, std::nullopt, std::move(m.new_row)});
+                    add_change(m.xid, {m.table, change_op::insert, std::nullopt, std::move(m.new_row)});
                 } else if constexpr (std::is_same_v<T, update_msg>) {
-                    if (open_txn) open_txn->changes.push_back({m.table, change_op::update, std::move(m.old_row), std::move(m.new_row)});
+                    add_change(m.xid, {m.table, change_op::update, std::move(m.old_row), std::move(m.new_row)});
                 } else if constexpr (std::is_same_v<T, erase_msg>) {
-                    if (open_txn) open_txn->changes.push_back({m.table, change_op::erase, std::move(m.old_row), {}});
+                    add_change(m.xid, {m.table, change_op::erase, std::move(m.old_row), {}});
                 } else if constexpr (std::is_same_v<T, truncate_msg>) {
-                    if (open_txn)
-                        for (auto& t : m.tables) open_txn->changes.push_back({t, change_op::truncate, std::nullopt, {}});
+                    for (auto& t : m.tables) add_change(m.xid, {t, change_op::truncate, std::nullopt, {}});
+                } else if constexpr (std::is_same_v<T, stream_start_msg>) {
+                    stream_xid = m.xid;
+                } else if constexpr (std::is_same_v<T, stream_stop_msg>) {
+                    stream_xid.reset();
+                } else if constexpr (std::is_same_v<T, stream_commit_msg>) {
+                    stream_commit(m);
+                } else if constexpr (std::is_same_v<T, stream_abort_msg>) {
+                    stream_abort(m);
                 } else {
                     // relation (cached by the decoder), type, origin, message: nothing to apply.
                 }
@@ -355,21 +448,27 @@ asio::awaitable<std::vector<transaction>> pg_source::read_transactions(std::size
     auto& s = *impl_;
     if (!s.streaming) co_await s.start_replication();
     for (;;) {
-        bool reply = false;
-        // Take everything already received, without waiting.
-        std::size_t changes = 0;
-        for (const auto& t : s.ready) changes += t.changes.size();
+        bool reply = false, drained = false;
+        // Take everything already received, without waiting, in rounds of a
+        // bounded number of messages: keepalives are answered and other work
+        // on this thread runs even while a large transaction pours in.
+        std::size_t changes = 0, messages = 0;
+        for (const auto& t : s.ready) changes += t.change_count();
         std::string data;
-        while (changes < max_changes) {
+        while (changes < max_changes && messages < 4096 && !reply) {
             auto polled = s.repl->poll_copy(data);
-            if (polled == pg_session::copy_poll::none) break;
+            if (polled == pg_session::copy_poll::none) {
+                drained = true;
+                break;
+            }
             if (polled == pg_session::copy_poll::ended) {
                 co_await s.repl->finish_copy();
                 throw pg_error("the server ended the replication stream", "08006", true);
             }
+            ++messages;
             const auto before = s.ready.size();
             reply |= s.handle_copy(data);
-            for (auto i = before; i < s.ready.size(); ++i) changes += s.ready[i].changes.size();
+            for (auto i = before; i < s.ready.size(); ++i) changes += s.ready[i].change_count();
         }
         co_await s.refresh_health();
         const bool status_due = std::chrono::steady_clock::now() - s.last_status > std::chrono::seconds(1);
@@ -396,7 +495,8 @@ asio::awaitable<std::vector<transaction>> pg_source::read_transactions(std::size
             s.last_delivered = out.back().end_lsn;
             co_return out;
         }
-        co_await s.repl->wait_readable(std::chrono::seconds(1));
+        if (drained) co_await s.repl->wait_readable(std::chrono::seconds(1));
+        else co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     }
 }
 

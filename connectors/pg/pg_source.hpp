@@ -8,18 +8,29 @@
 //          is new, or resumes from the target's committed position.
 // read_snapshot(): COPY of each table inside the exported snapshot, so the
 //          handover to streaming has no gap and no duplicate.
-// read_transactions(): START_REPLICATION, decodes pgoutput (protocol 1),
-//          answers keepalives at once and reports as flushed only what
+// read_transactions(): START_REPLICATION, decodes pgoutput (protocol 2 with
+//          streaming on, from PostgreSQL 14; protocol 1 before), answers
+//          keepalives at once and reports as flushed only what
 //          confirm() was told; on an idle source the keepalive's WAL end is
 //          handed out as a transaction without changes (at most once a
 //          second), so the target records it before it is confirmed and a
 //          quiet database never pins WAL.
+//
+// Large transactions: a streamed in-progress transaction (protocol 2: the
+// server sends it in blocks once it passes logical_decoding_work_mem, blocks
+// of concurrent transactions interleaved) is spilled to an anonymous file in
+// spool_dir as it arrives, per top-level xid; a subtransaction abort truncates
+// its changes away, a stream abort drops the file, a stream commit delivers it
+// as a spooled transaction in commit order. A regular transaction that grows
+// past spill_after_changes is spilled the same way. Memory stays bounded by
+// the batch size, whatever the transaction's size.
 //
 // Lifecycle: open once, then snapshot and/or transactions, then close. One
 // strand. Cancellation: every wait honours the caller's slot.
 #include "connectors/common/connection_spec.hpp"
 #include "connectors/common/stream_parts.hpp"
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +46,9 @@ struct pg_source_options {
     std::string publication;            // empty: "datavor_<stream>", created for the tables
     std::string slot;                   // empty: "datavor_<stream>"
     std::size_t snapshot_batch_rows = 5000;
+    std::filesystem::path spool_dir;    // where large transactions spill (required to stream)
+    std::size_t spill_after_changes = 20000;  // a regular transaction larger than this spills
+    int protocol_version = 0;           // 0: the highest the server supports (2 from PostgreSQL 14, else 1)
 };
 
 // Slot and publication names Datavor derives from a stream name.

@@ -3,6 +3,7 @@
 #include "connectors/common/sql_quote.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <optional>
 
 #include <chrono>
 #include <map>
@@ -82,6 +83,7 @@ struct sqlite_sink::impl {
     explicit impl(std::filesystem::path p) : path(std::move(p)) {}
     std::filesystem::path path;
     std::unique_ptr<SQLite::Database> db;
+    std::optional<SQLite::Transaction> open_tx;  // a transaction applied in parts
     std::string stream;
     std::map<std::string, std::unique_ptr<SQLite::Statement>> statements;
     // The statements of the hot path, built once per table definition: upsert
@@ -264,6 +266,26 @@ boost::asio::awaitable<void> sqlite_sink::apply(std::vector<transaction> txns, l
     co_return;
 }
 
+boost::asio::awaitable<void> sqlite_sink::begin_transaction(const transaction&) {
+    auto& s = *impl_;
+    s.open_tx.emplace(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_sink::apply_changes(std::vector<change_event> changes) {
+    auto& s = *impl_;
+    for (const auto& c : changes) s.apply_change(c);
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_sink::commit_transaction(lsn position) {
+    auto& s = *impl_;
+    s.write_position(position);
+    s.open_tx->commit();
+    s.open_tx.reset();
+    co_return;
+}
+
 boost::asio::awaitable<void> sqlite_sink::commit_position(lsn position) {
     auto& s = *impl_;
     SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
@@ -273,6 +295,7 @@ boost::asio::awaitable<void> sqlite_sink::commit_position(lsn position) {
 }
 
 boost::asio::awaitable<void> sqlite_sink::close() {
+    impl_->open_tx.reset();  // rolls back a transaction left in parts
     impl_->hot.clear();
     impl_->statements.clear();
     impl_->db.reset();

@@ -1,8 +1,11 @@
 #include "engines/stream/stream_runner.hpp"
 
+#include "connectors/common/change_spool.hpp"
+
 #include <boost/asio/this_coro.hpp>
 
 #include <algorithm>
+#include <utility>
 
 namespace asio = boost::asio;
 using namespace datavor::connectors;
@@ -44,29 +47,45 @@ stream_status stream_runner::status() const {
     return s;
 }
 
-void stream_runner::record_batch(const std::vector<transaction>& txns) {
+void stream_runner::batch_summary::count(const std::vector<change_event>& cs) {
+    for (const auto& c : cs) {
+        auto& tc = tables[c.table->qualified()];
+        switch (c.op) {
+            case change_op::insert: ++tc.inserts; break;
+            case change_op::update: ++tc.updates; break;
+            case change_op::erase: ++tc.deletes; break;
+            case change_op::truncate: ++tc.truncates; break;
+            case change_op::read: ++tc.snapshot_rows; break;
+        }
+    }
+    changes += cs.size();
+}
+
+void stream_runner::batch_summary::add(const transaction& t) {
+    end = std::max(end, t.end_lsn);
+    if (t.empty()) return;  // an idle source's position, not a source transaction
+    count(t.changes);
+    txns.push_back({t.commit_time_us, t.change_count()});
+}
+
+void stream_runner::record_batch(const batch_summary& b) {
     const auto now = std::chrono::steady_clock::now();
     const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
     std::lock_guard lock(mu_);
-    for (const auto& t : txns) {
-        status_.applied = std::max(status_.applied, t.end_lsn);
-        if (t.changes.empty()) continue;  // an idle source's position, not a source transaction
-        ++status_.transactions;
-        status_.changes += t.changes.size();
-        for (const auto& c : t.changes) {
-            auto& tc = status_.tables[c.table->qualified()];
-            switch (c.op) {
-                case change_op::insert: ++tc.inserts; break;
-                case change_op::update: ++tc.updates; break;
-                case change_op::erase: ++tc.deletes; break;
-                case change_op::truncate: ++tc.truncates; break;
-                case change_op::read: ++tc.snapshot_rows; break;
-            }
-        }
-        window_.push_back({now, std::max<double>(0, (wall_us - t.commit_time_us) / 1000.0), t.changes.size()});
+    status_.applied = std::max(status_.applied, b.end);
+    status_.transactions += b.txns.size();
+    status_.changes += b.changes;
+    for (const auto& [name, c] : b.tables) {
+        auto& tc = status_.tables[name];
+        tc.inserts += c.inserts;
+        tc.updates += c.updates;
+        tc.deletes += c.deletes;
+        tc.truncates += c.truncates;
     }
+    for (const auto& t : b.txns)
+        window_.push_back({now, std::max<double>(0, (wall_us - t.commit_time_us) / 1000.0), t.changes});
     while (!window_.empty() && now - window_.front().at > std::chrono::minutes(1)) window_.pop_front();
 }
 
@@ -160,21 +179,81 @@ asio::awaitable<void> stream_runner::run_steps() {
     for (;;) {
         auto txns = co_await source_->read_transactions(settings_.max_batch_changes);
         if (txns.empty()) continue;
-        // A table whose definition changed (a new column) is reshaped first.
-        for (const auto& t : txns)
-            for (const auto& c : t.changes) {
-                auto it = prepared_.find(c.table->relation_id);
-                if (it == prepared_.end() || it->second != c.table->version) {
-                    co_await sink_->prepare_table(c.table, false);
-                    prepared_[c.table->relation_id] = c.table->version;
-                }
-            }
         warn_on_slot_health();
-        const lsn position = txns.back().end_lsn;
-        co_await sink_->apply(txns, position);
-        source_->confirm(position);
-        record_batch(txns);
+        // Transactions held in memory go to the sink together; a spooled
+        // (large) one alone, in parts inside one target transaction.
+        std::vector<transaction> group;
+        for (auto& t : txns) {
+            if (!t.spooled) {
+                group.push_back(std::move(t));
+                continue;
+            }
+            if (!group.empty()) {
+                auto before = std::exchange(group, {});
+                co_await apply_in_memory(std::move(before));
+            }
+            co_await apply_spooled(t);
+            t.spooled.reset();  // the spill file goes as soon as it is applied
+        }
+        if (!group.empty()) co_await apply_in_memory(std::move(group));
     }
+}
+
+// A table whose definition changed (a new column) is reshaped first.
+asio::awaitable<void> stream_runner::prepare_tables(const std::vector<change_event>& changes) {
+    for (const auto& c : changes) {
+        auto it = prepared_.find(c.table->relation_id);
+        if (it == prepared_.end() || it->second != c.table->version) {
+            co_await sink_->prepare_table(c.table, false);
+            prepared_[c.table->relation_id] = c.table->version;
+        }
+    }
+}
+
+asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> txns) {
+    batch_summary summary;
+    for (const auto& t : txns) {
+        co_await prepare_tables(t.changes);
+        summary.add(t);
+    }
+    const lsn position = txns.back().end_lsn;
+    co_await sink_->apply(std::move(txns), position);
+    source_->confirm(position);
+    record_batch(summary);
+}
+
+asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
+    auto& spool = *txn.spooled;
+    const auto total = spool.changes();
+    log_("info", "stream " + settings_.name + ": applying a large transaction (xid " + std::to_string(txn.xid) + ", " +
+                     std::to_string(total) + " changes, " + std::to_string(spool.bytes() >> 20) +
+                     " MiB spilled to disk) in one target transaction");
+    transaction header;
+    header.xid = txn.xid;
+    header.commit_lsn = txn.commit_lsn;
+    header.end_lsn = txn.end_lsn;
+    header.commit_time_us = txn.commit_time_us;
+    batch_summary summary;
+    summary.end = txn.end_lsn;
+    spool.rewind();
+    co_await sink_->begin_transaction(header);
+    auto last_report = std::chrono::steady_clock::now();
+    for (;;) {
+        auto part = spool.read(settings_.max_batch_changes);
+        if (part.empty()) break;
+        co_await prepare_tables(part);
+        summary.count(part);
+        co_await sink_->apply_changes(std::move(part));
+        if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(5)) {
+            last_report = std::chrono::steady_clock::now();
+            log_("info", "stream " + settings_.name + ": large transaction " + std::to_string(txn.xid) + " at " +
+                             std::to_string(summary.changes) + " of " + std::to_string(total) + " changes");
+        }
+    }
+    co_await sink_->commit_transaction(txn.end_lsn);
+    source_->confirm(txn.end_lsn);
+    summary.txns.push_back({txn.commit_time_us, summary.changes});
+    record_batch(summary);
 }
 
 }  // namespace datavor::engines::stream

@@ -68,7 +68,24 @@ private:
     boost::asio::awaitable<void> run_steps();
     void warn_on_slot_health();
     std::chrono::steady_clock::time_point last_health_warning_{};
-    void record_batch(const std::vector<connectors::transaction>& txns);
+    // What a batch did, counted before it is handed to the sink and recorded
+    // once the sink has committed it.
+    struct batch_summary {
+        struct txn_sample {
+            std::int64_t commit_time_us;
+            std::uint64_t changes;
+        };
+        std::vector<txn_sample> txns;
+        std::map<std::string, table_counters> tables;
+        connectors::lsn end;
+        std::uint64_t changes = 0;
+        void count(const std::vector<connectors::change_event>& changes);
+        void add(const connectors::transaction& t);
+    };
+    void record_batch(const batch_summary& batch);
+    boost::asio::awaitable<void> prepare_tables(const std::vector<connectors::change_event>& changes);
+    boost::asio::awaitable<void> apply_in_memory(std::vector<connectors::transaction> txns);
+    boost::asio::awaitable<void> apply_spooled(const connectors::transaction& txn);
     void set_state(std::string state, std::string error = {});
 
     stream_settings settings_;
