@@ -3,6 +3,13 @@
 #include "mcp-schema/embedded.hpp"
 #include "server/mcp_session.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cmath>
+#include <ctime>
+
 namespace datavor::server {
 namespace {
 
@@ -10,6 +17,45 @@ namespace ctx = engines::context;
 using engines::stream::stream_status;
 
 constexpr std::string_view streams_uri = "datavor://streams";
+
+std::string utc_iso(std::chrono::system_clock::time_point t) {
+    const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+json_value progress_json(const engines::stream::snapshot_progress& p, json_alloc& a) {
+    json_value o(rapidjson::kObjectType);
+    o.AddMember("kind", str(p.kind, a), a);
+    o.AddMember("table", str(p.table, a), a);
+    o.AddMember("tables_total", p.tables_total, a);
+    o.AddMember("tables_done", p.tables_done, a);
+    o.AddMember("rows", p.rows, a);
+    o.AddMember("bytes", p.bytes, a);
+    o.AddMember("rows_estimate", p.rows_estimate, a);
+    o.AddMember("elapsed_seconds", std::round(p.elapsed_seconds * 10) / 10, a);
+    o.AddMember("eta_seconds", p.eta_seconds < 0 ? -1.0 : std::round(p.eta_seconds * 10) / 10, a);
+    return o;
+}
+
+// "public.orders: 120000 of ~500000 rows, about 12 s left" for progress notifications.
+std::string progress_text(const engines::stream::snapshot_progress& p) {
+    std::string t = p.table.empty() ? std::string("starting the copy") : p.table + ": " + std::to_string(p.rows);
+    if (!p.table.empty()) {
+        t += p.rows_estimate >= 0 ? " of ~" + std::to_string(p.rows_estimate) + " rows" : " rows";
+        if (p.tables_total > 1)
+            t += " (table " + std::to_string(p.tables_done + 1) + " of " + std::to_string(p.tables_total) + ")";
+        if (p.eta_seconds >= 0) t += ", about " + std::to_string(static_cast<long long>(std::ceil(p.eta_seconds))) + " s left";
+    }
+    return t;
+}
+
+std::string qualified_table(std::string_view t) {
+    return t.find('.') == std::string_view::npos ? "public." + std::string(t) : std::string(t);
+}
 
 json_value status_json(const ctx::stream_record& rec, const engines::stream::stream_manager& m, json_alloc& a) {
     const std::optional<stream_status> live = m.status(rec.name);
@@ -46,6 +92,7 @@ json_value status_json(const ctx::stream_record& rec, const engines::stream::str
             t.AddMember("table", str(table, a), a);
             t.AddMember("snapshot_rows", c.snapshot_rows, a);
             t.AddMember("snapshot_bytes", c.snapshot_bytes, a);
+            t.AddMember("snapshot_rows_estimate", c.snapshot_rows_estimate, a);
             t.AddMember("inserts", c.inserts, a);
             t.AddMember("updates", c.updates, a);
             t.AddMember("deletes", c.deletes, a);
@@ -53,6 +100,24 @@ json_value status_json(const ctx::stream_record& rec, const engines::stream::str
             stats.PushBack(t, a);
         }
         s.AddMember("table_stats", stats, a);
+        if (live->snapshot.active) s.AddMember("snapshot_progress", progress_json(live->snapshot, a), a);
+        if (!live->pending_resnapshots.empty()) {
+            json_value p(rapidjson::kArrayType);
+            for (const auto& t : live->pending_resnapshots) p.PushBack(str(t, a), a);
+            s.AddMember("pending_resnapshots", p, a);
+        }
+        if (!live->resnapshots.empty()) {
+            json_value r(rapidjson::kArrayType);
+            for (const auto& x : live->resnapshots) {
+                json_value o(rapidjson::kObjectType);
+                o.AddMember("table", str(x.table, a), a);
+                o.AddMember("rows", x.rows, a);
+                o.AddMember("seconds", std::round(x.seconds * 1000) / 1000, a);
+                o.AddMember("finished_at", str(utc_iso(x.finished_at), a), a);
+                r.PushBack(o, a);
+            }
+            s.AddMember("resnapshots", r, a);
+        }
     }
     s.AddMember("last_error", str(error, a), a);
     return s;
@@ -65,6 +130,35 @@ json_doc one_stream(const stream_deps& d, const ctx::stream_record& rec) {
 }
 
 std::string name_of(const json_doc& args) { return std::string(*string_member(args, "name")); }
+
+bool flag(const json_doc& args, const char* key) {
+    const json_value* v = member(args, key);
+    return v && v->IsBool() && v->GetBool();
+}
+
+// Polls a stream twice a second until `done` says so or the stream stops,
+// sending a progress notification with its copy's progress each time.
+template <typename Done>
+boost::asio::awaitable<void> follow_copy(const stream_deps& d, const std::string& name, call_context& call, Done done) {
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+    std::uint64_t last_rows = 0;
+    for (;;) {
+        auto st = d.manager.status(name);
+        if (!st || !d.manager.running(name) || done(*st)) co_return;
+        if (st->snapshot.active && call.wants_progress()) {
+            // Progress must increase: rows copied, plus one per poll before the first rows.
+            last_rows = std::max(last_rows + 1, st->snapshot.rows);
+            call.progress(static_cast<double>(last_rows),
+                          st->snapshot.rows_estimate > 0
+                              ? std::optional<double>(static_cast<double>(std::max<std::int64_t>(
+                                    st->snapshot.rows_estimate, static_cast<std::int64_t>(last_rows))))
+                              : std::nullopt,
+                          progress_text(st->snapshot));
+        }
+        timer.expires_after(std::chrono::milliseconds(500));
+        co_await timer.async_wait(boost::asio::use_awaitable);
+    }
+}
 
 boost::asio::awaitable<json_doc> start_tool(stream_deps d, json_doc args, std::shared_ptr<call_context> call) {
     ctx::stream_record rec;
@@ -100,6 +194,10 @@ boost::asio::awaitable<json_doc> start_tool(stream_deps d, json_doc args, std::s
     } catch (const std::invalid_argument& e) {
         co_return text_result(std::string("Cannot start stream ") + rec.name + ": " + e.what(), true);
     }
+    if (flag(args, "wait_for_snapshot") && rec.snapshot != "never")
+        co_await follow_copy(d, rec.name, *call, [](const stream_status& st) {
+            return st.state != "starting" && st.state != "snapshot";
+        });
     json_doc out(rapidjson::kObjectType);
     auto& a = out.GetAllocator();
     out.AddMember("started", true, a);
@@ -150,6 +248,51 @@ boost::asio::awaitable<json_doc> resume_tool(stream_deps d, json_doc args, std::
     co_return structured_result(one_stream(d, *d.connections.context.find_stream(name)));
 }
 
+boost::asio::awaitable<json_doc> resnapshot_tool(stream_deps d, json_doc args, std::shared_ptr<call_context> call) {
+    const std::string name = name_of(args);
+    const std::string table = qualified_table(*string_member(args, "table"));
+    if (!d.connections.context.find_stream(name)) co_return text_result("No stream named " + name + " (see list_streams).", true);
+    const auto asked = std::chrono::system_clock::now();
+    if (auto why = d.manager.resnapshot(name, table); !why.empty())
+        co_return text_result("Cannot re-snapshot " + table + " of stream " + name + ": " + why + ".", true);
+    std::optional<engines::stream::resnapshot_record> finished;
+    auto done = [&](const stream_status& st) {
+        if (std::find(st.pending_resnapshots.begin(), st.pending_resnapshots.end(), table) != st.pending_resnapshots.end())
+            return false;
+        for (auto it = st.resnapshots.rbegin(); it != st.resnapshots.rend(); ++it)
+            if (it->table == table && it->finished_at >= asked) {
+                finished = *it;
+                return true;
+            }
+        return false;
+    };
+    if (flag(args, "wait")) {
+        co_await follow_copy(d, name, *call, done);
+        if (!finished) {
+            auto st = d.manager.status(name);
+            co_return text_result("The re-snapshot of " + table + " did not finish: stream " + name + " is " +
+                                      (st ? st->state : std::string("stopped")) +
+                                      (st && !st->last_error.empty() ? " (" + st->last_error + ")" : std::string()) +
+                                      ". See stream_status.",
+                                  true);
+        }
+    }
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    out.AddMember("name", str(name, a), a);
+    out.AddMember("table", str(table, a), a);
+    out.AddMember("queued", true, a);
+    out.AddMember("finished", finished.has_value(), a);
+    if (finished) {
+        out.AddMember("rows", finished->rows, a);
+        out.AddMember("seconds", std::round(finished->seconds * 1000) / 1000, a);
+    }
+    auto st = d.manager.status(name);
+    out.AddMember("state", str(st ? st->state : std::string("stopped"), a), a);
+    if (st && st->snapshot.active) out.AddMember("snapshot_progress", progress_json(st->snapshot, a), a);
+    co_return structured_result(std::move(out));
+}
+
 boost::asio::awaitable<json_doc> list_tool(stream_deps d, json_doc, std::shared_ptr<call_context>) {
     json_doc out(rapidjson::kObjectType);
     auto& a = out.GetAllocator();
@@ -180,6 +323,7 @@ void register_stream_tools(mcp_server& server, stream_deps deps) {
     add("resume_stream.json", &resume_tool);
     add("list_streams.json", &list_tool);
     add("stream_status.json", &status_tool);
+    add("resnapshot_table.json", &resnapshot_tool);
 
     resource_provider res;
     res.list = [deps](json_value& out, json_alloc& a) {

@@ -29,6 +29,8 @@ struct snapshot_batch {
 struct source_open_result {
     // Tables the stream reads, as the catalog describes them now.
     std::vector<std::shared_ptr<const table_schema>> tables;
+    // The catalog's row estimate of each table (parallel to `tables`; -1 unknown).
+    std::vector<std::int64_t> estimated_rows;
     // True when the caller must copy a snapshot (read_snapshot) before streaming.
     bool snapshot_needed = false;
     // Changes at or before this position are in the snapshot (or were applied).
@@ -52,7 +54,20 @@ public:
     // Waits for at least one committed transaction, then returns the ones
     // already received, up to about `max_changes` changes, in commit order.
     // A transaction without changes only moves the position (an idle source).
+    // Returns an empty vector after about a second with nothing to hand out,
+    // so the caller can do other work (a requested re-snapshot) in between.
     virtual boost::asio::awaitable<std::vector<transaction>> read_transactions(std::size_t max_changes) = 0;
+    // Re-copies one of the stream's tables while streaming: opens a snapshot
+    // of the table as committed now; read_snapshot() then yields its rows
+    // and nullopt at the end. Called between read_transactions calls.
+    struct table_snapshot {
+        std::shared_ptr<const table_schema> table;
+        std::int64_t estimated_rows = -1;
+    };
+    virtual boost::asio::awaitable<table_snapshot> start_table_snapshot(std::string table) = 0;
+    // Keeps the source's connection alive during long work between reads
+    // (a large transaction's apply, a re-snapshot): call it every few seconds.
+    virtual boost::asio::awaitable<void> heartbeat() { co_return; }
     // The target has committed everything up to `applied`: the source may let it go.
     virtual void confirm(lsn applied) = 0;
     // Thread-safe snapshot of the latest health reading.

@@ -207,7 +207,8 @@ boost::asio::awaitable<void> jsonl_sink::begin_transaction(const transaction& he
 boost::asio::awaitable<void> jsonl_sink::apply_changes(std::vector<change_event> changes) {
     const auto now = now_ms();
     for (const auto& c : changes) {
-        auto line = envelope(c, stream_, database_, &open_txn_, now);
+        // A re-snapshot's rows are snapshot reads, not part of a source transaction.
+        auto line = envelope(c, stream_, database_, c.op == change_op::read ? nullptr : &open_txn_, now);
         line.push_back('\n');
         std::fwrite(line.data(), 1, line.size(), out_);
     }

@@ -10,7 +10,9 @@
 // Values: integers and floats as JSON numbers (NaN and ±Infinity as strings),
 // booleans as true/false, numeric as a string (exact), bytea as base64 (as
 // Debezium does), everything else as PostgreSQL's text. A TOASTed value the log
-// did not carry is left out of "after" (the consumer keeps what it has).
+// did not carry is left out of "after" (the consumer keeps what it has), and
+// "before" holds what the log carried: the key only, under the default replica
+// identity; the whole old row under REPLICA IDENTITY FULL.
 //
 // Delivery: at-least-once. A file gets a sidecar PATH.offset, rewritten after
 // each batch is written and flushed; after a crash the batch in flight may be

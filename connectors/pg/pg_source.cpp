@@ -13,6 +13,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -75,6 +76,8 @@ struct pg_source::impl {
     std::optional<pg_session> repl;      // walsender
     std::optional<pg_session> snap;      // the snapshot transaction
     std::vector<std::shared_ptr<const table_schema>> tables;
+    std::vector<std::int64_t> estimates;  // parallel to tables
+    std::vector<std::shared_ptr<const table_schema>> snap_tables;  // what read_snapshot copies
     std::size_t snap_table = 0;
     bool snap_copying = false;
     lsn start;                   // deliver only transactions ending after this
@@ -131,6 +134,8 @@ struct pg_source::impl {
         return o;
     }
 
+    std::int64_t last_estimate = -1;  // the row estimate of the table describe() read last
+
     asio::awaitable<std::shared_ptr<const table_schema>> describe(const std::string& name) {
         auto qn = split_qualified(name, "public");
         pg_params p;
@@ -156,6 +161,12 @@ struct pg_source::impl {
             c.key = value_of(cols.get(), i, 5) == "t";
             schema->columns.push_back(std::move(c));
         }
+        pg_params e;
+        e.emplace_back(std::to_string(schema->relation_id));
+        auto est = co_await sql->query(
+            "SELECT CASE WHEN reltuples < 0 THEN -1 ELSE reltuples::bigint END FROM pg_class WHERE oid = $1::oid",
+            std::move(e));
+        last_estimate = PQntuples(est.get()) == 1 ? std::stoll(value_of(est.get(), 0, 0)) : -1;
         if (schema->key_columns().empty())
             throw pg_error("table " + schema->qualified() +
                                " has no primary key and no REPLICA IDENTITY FULL, so updates and deletes cannot be "
@@ -298,6 +309,14 @@ struct pg_source::impl {
         ready.push_back(std::move(t));
     }
 
+    // An old tuple of kind 'K' carries the replica identity's columns only;
+    // pgoutput sends the others as nulls. They are not the row's values: mark
+    // them as not carried, so no sink writes them over real data.
+    static void key_only(const table_schema& t, row& old) {
+        for (std::size_t i = 0; i < old.size() && i < t.columns.size(); ++i)
+            if (!t.columns[i].key) old[i] = value::unchanged_value();
+    }
+
     void handle_xlog(const xlog_data& x) {
         auto decoded = decoder.decode(x.payload);
         if (!decoded)
@@ -323,8 +342,10 @@ struct pg_source::impl {
                 } else if constexpr (std::is_same_v<T, insert_msg>) {
                     add_change(m.xid, {m.table, change_op::insert, std::nullopt, std::move(m.new_row)});
                 } else if constexpr (std::is_same_v<T, update_msg>) {
+                    if (m.old_row && m.old_kind == 'K') key_only(*m.table, *m.old_row);
                     add_change(m.xid, {m.table, change_op::update, std::move(m.old_row), std::move(m.new_row)});
                 } else if constexpr (std::is_same_v<T, erase_msg>) {
+                    if (m.old_kind == 'K') key_only(*m.table, m.old_row);
                     add_change(m.xid, {m.table, change_op::erase, std::move(m.old_row), {}});
                 } else if constexpr (std::is_same_v<T, truncate_msg>) {
                     for (auto& t : m.tables) add_change(m.xid, {t, change_op::truncate, std::nullopt, {}});
@@ -370,11 +391,15 @@ pg_source::~pg_source() = default;
 asio::awaitable<source_open_result> pg_source::open(std::optional<lsn> resume_from, snapshot_mode mode) {
     auto& s = *impl_;
     s.sql.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
-    for (const auto& t : s.opts.tables) s.tables.push_back(co_await s.describe(t));
+    for (const auto& t : s.opts.tables) {
+        s.tables.push_back(co_await s.describe(t));
+        s.estimates.push_back(s.last_estimate);
+    }
     co_await s.ensure_publication();
 
     source_open_result out;
     out.tables = s.tables;
+    out.estimated_rows = s.estimates;
     auto slot_flush = co_await s.slot_confirmed_flush();
     if (resume_from) {
         if (!slot_flush)
@@ -404,6 +429,7 @@ asio::awaitable<source_open_result> pg_source::open(std::optional<lsn> resume_fr
         s.snap.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
         co_await s.snap->simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         co_await s.snap->simple_query("SET TRANSACTION SNAPSHOT " + quote_pg_literal(snapshot_name));
+        s.snap_tables = s.tables;
         out.snapshot_needed = true;
     }
     co_return out;
@@ -411,8 +437,8 @@ asio::awaitable<source_open_result> pg_source::open(std::optional<lsn> resume_fr
 
 asio::awaitable<std::optional<snapshot_batch>> pg_source::read_snapshot() {
     auto& s = *impl_;
-    while (s.snap && s.snap_table < s.tables.size()) {
-        const auto& t = s.tables[s.snap_table];
+    while (s.snap && s.snap_table < s.snap_tables.size()) {
+        const auto& t = s.snap_tables[s.snap_table];
         if (!s.snap_copying) {
             std::string cols;
             for (const auto& c : t->columns) cols += (cols.empty() ? "" : ", ") + quote_pg_ident(c.name);
@@ -441,12 +467,45 @@ asio::awaitable<std::optional<snapshot_batch>> pg_source::read_snapshot() {
         co_await s.snap->simple_query("COMMIT");
         s.snap.reset();
     }
+    s.snap_tables.clear();
+    s.snap_table = 0;
     co_return std::nullopt;
+}
+
+asio::awaitable<change_source::table_snapshot> pg_source::start_table_snapshot(std::string table) {
+    auto& s = *impl_;
+    // One of the stream's tables, named as in the stream or schema-qualified.
+    const auto wanted = split_qualified(table, "public");
+    auto it = std::find_if(s.tables.begin(), s.tables.end(), [&](const auto& t) {
+        return t->schema == wanted.schema && t->name == wanted.name;
+    });
+    if (it == s.tables.end())
+        throw pg_error("table " + table + " is not in this stream (its tables: " + [&] {
+            std::string names;
+            for (const auto& t : s.tables) names += (names.empty() ? "" : ", ") + t->qualified();
+            return names;
+        }() + ")", "42P01", false);
+    table_snapshot out;
+    out.table = co_await s.describe((*it)->qualified());
+    out.estimated_rows = s.last_estimate;
+    s.snap.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
+    co_await s.snap->simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    s.snap_tables = {out.table};
+    s.snap_table = 0;
+    s.snap_copying = false;
+    co_return out;
+}
+
+asio::awaitable<void> pg_source::heartbeat() {
+    auto& s = *impl_;
+    if (s.repl && s.streaming && std::chrono::steady_clock::now() - s.last_status > std::chrono::seconds(5))
+        co_await s.send_status(false);
 }
 
 asio::awaitable<std::vector<transaction>> pg_source::read_transactions(std::size_t max_changes) {
     auto& s = *impl_;
     if (!s.streaming) co_await s.start_replication();
+    const auto entered = std::chrono::steady_clock::now();
     for (;;) {
         bool reply = false, drained = false;
         // Take everything already received, without waiting, in rounds of a
@@ -495,6 +554,8 @@ asio::awaitable<std::vector<transaction>> pg_source::read_transactions(std::size
             s.last_delivered = out.back().end_lsn;
             co_return out;
         }
+        if (drained && std::chrono::steady_clock::now() - entered >= std::chrono::seconds(1))
+            co_return std::vector<transaction>{};  // nothing for a while: let the caller look around
         if (drained) co_await s.repl->wait_readable(std::chrono::seconds(1));
         else co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     }

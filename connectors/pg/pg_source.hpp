@@ -62,6 +62,8 @@ public:
     boost::asio::awaitable<source_open_result> open(std::optional<lsn> resume_from, snapshot_mode mode) override;
     boost::asio::awaitable<std::optional<snapshot_batch>> read_snapshot() override;
     boost::asio::awaitable<std::vector<transaction>> read_transactions(std::size_t max_changes) override;
+    boost::asio::awaitable<table_snapshot> start_table_snapshot(std::string table) override;
+    boost::asio::awaitable<void> heartbeat() override;
     void confirm(lsn applied) override;
     source_health health() const override;
     boost::asio::awaitable<void> close() override;

@@ -172,6 +172,20 @@ struct sqlite_sink::impl {
         run(st);
     }
 
+    // Rare path (a key change with unchanged TOAST values): UPDATE … SET the
+    // columns sent (new key included) WHERE the old key.
+    void move_row(const table_schema& t, const row& old_key, const row& r, const std::vector<std::size_t>& cols) {
+        std::vector<std::string> sets, conds;
+        for (auto i : cols) sets.push_back(q(t.columns[i].name) + " = ?");
+        const auto keys = t.key_columns();
+        for (auto k : keys) conds.push_back(q(t.columns[k].name) + " IS ?");
+        auto& st = stmt("UPDATE " + q(target_table_name(t)) + " SET " + join(sets, ", ") + " WHERE " + join(conds, " AND "));
+        int idx = 1;
+        for (auto i : cols) bind_value(st, idx++, t.columns[i], r[i]);
+        for (auto k : keys) bind_value(st, idx++, t.columns[k], old_key[k]);
+        st.exec();
+    }
+
     // Rare path (a row with unchanged TOAST values): only the columns sent.
     void upsert_some(const table_schema& t, const row& r, const std::vector<std::size_t>& cols) {
         auto& st = stmt(upsert_sql(t, cols));
@@ -195,6 +209,11 @@ struct sqlite_sink::impl {
             case change_op::read: upsert_all(c.table, c.after); break;
             case change_op::update: {
                 auto plan = plan_update(c, keys);
+                if (plan.key_changed && plan.partial) {
+                    // The row moves to a new key and keeps what the log did not carry.
+                    move_row(t, *c.before, plan.after, plan.columns);
+                    break;
+                }
                 if (plan.key_changed) erase(c.table, *c.before);
                 if (plan.partial) upsert_some(t, plan.after, plan.columns);
                 else upsert_all(c.table, plan.after);

@@ -122,6 +122,13 @@ std::optional<stream_status> stream_manager::status(const std::string& name) con
     return it->second->runner->status();
 }
 
+std::string stream_manager::resnapshot(const std::string& name, const std::string& table) {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    if (it == streams_.end() || it->second->done) return "stream " + name + " is not running; resume_stream it first";
+    return it->second->runner->request_resnapshot(table);
+}
+
 void stream_manager::resume_saved() {
     for (const auto& rec : ctx_.list_streams()) {
         if (rec.state != "running") continue;

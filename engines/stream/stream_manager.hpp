@@ -41,6 +41,8 @@ public:
     boost::asio::awaitable<bool> stop(std::string name, std::string new_state);
     bool running(const std::string& name) const;
     std::optional<stream_status> status(const std::string& name) const;
+    // Queues a re-snapshot of one table of a running stream: "" when queued, or why not.
+    std::string resnapshot(const std::string& name, const std::string& table);
     // Starts every saved stream whose state is running (process start).
     void resume_saved();
     // Stops every stream, keeping their saved state so they resume next time.

@@ -44,7 +44,58 @@ stream_status stream_runner::status() const {
         auto span = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_.front().at).count();
         s.changes_per_second = changes / std::max(span, 1.0);
     }
+    if (s.snapshot.active) {
+        auto& p = s.snapshot;
+        p.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - p.started).count();
+        if (p.rows_estimate >= 0 && p.rows > 0 && p.elapsed_seconds > 0) {
+            const double left = std::max<double>(0, static_cast<double>(p.rows_estimate) - static_cast<double>(p.rows));
+            p.eta_seconds = left / (p.rows / p.elapsed_seconds);
+        }
+    }
+    s.pending_resnapshots.assign(resnapshot_queue_.begin(), resnapshot_queue_.end());
     return s;
+}
+
+std::string stream_runner::request_resnapshot(const std::string& table) {
+    std::lock_guard lock(mu_);
+    if (status_.state == "snapshot") return "the initial snapshot is still copying every table; wait until it streams";
+    if (table_names_.empty() || status_.state != "streaming")
+        return "the stream is " + status_.state + ", not streaming; re-snapshot a table once it streams";
+    const std::string wanted = table.find('.') == std::string::npos ? "public." + table : table;
+    if (std::find(table_names_.begin(), table_names_.end(), wanted) == table_names_.end()) {
+        std::string names;
+        for (const auto& n : table_names_) names += (names.empty() ? "" : ", ") + n;
+        return "table " + table + " is not in this stream (its tables: " + names + ")";
+    }
+    // Already queued: one copy serves both requests, unless that copy has
+    // begun (its snapshot may predate this request).
+    const bool front_running = status_.snapshot.active && !resnapshot_queue_.empty();
+    auto from = resnapshot_queue_.begin() + (front_running ? 1 : 0);
+    if (std::find(from, resnapshot_queue_.end(), wanted) == resnapshot_queue_.end()) resnapshot_queue_.push_back(wanted);
+    return {};
+}
+
+void stream_runner::snapshot_rows_copied(const snapshot_batch& batch) {
+    std::string progress;
+    {
+        std::lock_guard lock(mu_);
+        auto& tc = status_.tables[batch.table->qualified()];
+        tc.snapshot_rows += batch.rows.size();
+        tc.snapshot_bytes += batch.bytes;
+        auto& p = status_.snapshot;
+        if (p.table != batch.table->qualified()) {
+            if (!p.table.empty()) ++p.tables_done;
+            p.table = batch.table->qualified();
+        }
+        p.rows += batch.rows.size();
+        p.bytes += batch.bytes;
+        if (std::chrono::steady_clock::now() - last_snapshot_report_ > std::chrono::seconds(5)) {
+            last_snapshot_report_ = std::chrono::steady_clock::now();
+            progress = "stream " + settings_.name + ": " + (p.kind == "initial" ? "snapshot" : "re-snapshot") + " of " + p.table + " at " +
+                       std::to_string(tc.snapshot_rows) + " rows, " + std::to_string(tc.snapshot_bytes >> 20) + " MiB";
+        }
+    }
+    if (!progress.empty()) log_("info", progress);
 }
 
 void stream_runner::batch_summary::count(const std::vector<change_event>& cs) {
@@ -144,26 +195,29 @@ asio::awaitable<void> stream_runner::run_steps() {
         co_await sink_->prepare_table(t, opened.snapshot_needed);
         prepared_[t->relation_id] = t->version;
     }
+    committed_ = opened.start;
     if (opened.snapshot_needed) {
-        set_state("snapshot");
+        {
+            std::lock_guard lock(mu_);
+            status_.state = "snapshot";
+            auto& p = status_.snapshot;
+            p = {};
+            p.active = true;
+            p.kind = "initial";
+            p.tables_total = opened.tables.size();
+            p.started = std::chrono::steady_clock::now();
+            p.rows_estimate = 0;
+            for (std::size_t i = 0; i < opened.tables.size(); ++i) {
+                const auto est = i < opened.estimated_rows.size() ? opened.estimated_rows[i] : -1;
+                status_.tables[opened.tables[i]->qualified()].snapshot_rows_estimate = est;
+                if (est < 0) p.rows_estimate = -1;
+                else if (p.rows_estimate >= 0) p.rows_estimate += est;
+            }
+        }
         log_("info", "stream " + settings_.name + ": snapshot of " + std::to_string(opened.tables.size()) +
                          " table(s) at " + opened.start.to_string());
-        auto last_report = std::chrono::steady_clock::now();
         while (auto batch = co_await source_->read_snapshot()) {
-            std::string progress;
-            {
-                std::lock_guard lock(mu_);
-                auto& tc = status_.tables[batch->table->qualified()];
-                tc.snapshot_rows += batch->rows.size();
-                tc.snapshot_bytes += batch->bytes;
-                if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(5)) {
-                    last_report = std::chrono::steady_clock::now();
-                    progress = "stream " + settings_.name + ": snapshot of " + batch->table->qualified() + " at " +
-                               std::to_string(tc.snapshot_rows) + " rows, " + std::to_string(tc.snapshot_bytes >> 20) +
-                               " MiB";
-                }
-            }
-            if (!progress.empty()) log_("info", progress);
+            snapshot_rows_copied(*batch);
             co_await sink_->apply_snapshot(std::move(*batch));
         }
         co_await sink_->commit_position(opened.start);
@@ -171,13 +225,27 @@ asio::awaitable<void> stream_runner::run_steps() {
         {
             std::lock_guard lock(mu_);
             status_.applied = opened.start;
+            status_.snapshot.active = false;
         }
         log_("info", "stream " + settings_.name + ": snapshot done");
         if (settings_.snapshot == snapshot_mode::only) co_return;
     }
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& t : opened.tables) table_names_.push_back(t->qualified());
+    }
     set_state("streaming");
     for (;;) {
         auto txns = co_await source_->read_transactions(settings_.max_batch_changes);
+        for (;;) {  // re-snapshots asked for, between two batches
+            std::string table;
+            {
+                std::lock_guard lock(mu_);
+                if (resnapshot_queue_.empty()) break;
+                table = resnapshot_queue_.front();
+            }
+            co_await resnapshot(table);
+        }
         if (txns.empty()) continue;
         warn_on_slot_health();
         // Transactions held in memory go to the sink together; a spooled
@@ -218,6 +286,7 @@ asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> tx
     }
     const lsn position = txns.back().end_lsn;
     co_await sink_->apply(std::move(txns), position);
+    committed_ = position;
     source_->confirm(position);
     record_batch(summary);
 }
@@ -244,6 +313,7 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
         co_await prepare_tables(part);
         summary.count(part);
         co_await sink_->apply_changes(std::move(part));
+        co_await source_->heartbeat();
         if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(5)) {
             last_report = std::chrono::steady_clock::now();
             log_("info", "stream " + settings_.name + ": large transaction " + std::to_string(txn.xid) + " at " +
@@ -251,9 +321,59 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
         }
     }
     co_await sink_->commit_transaction(txn.end_lsn);
+    committed_ = txn.end_lsn;
     source_->confirm(txn.end_lsn);
     summary.txns.push_back({txn.commit_time_us, summary.changes});
     record_batch(summary);
+}
+
+// The table is emptied and copied inside one target transaction, between
+// two batches: the target never shows it half-copied, and a crash rolls the
+// copy back. Changes committed before the copy's snapshot that the stream
+// applies afterwards are replayed in commit order over the copy, so every row
+// ends at its last committed image, as with the initial snapshot's handover.
+asio::awaitable<void> stream_runner::resnapshot(const std::string& table) {
+    log_("info", "stream " + settings_.name + ": re-snapshot of " + table + " begins");
+    auto snap = co_await source_->start_table_snapshot(table);
+    const auto began = std::chrono::steady_clock::now();
+    {
+        std::lock_guard lock(mu_);
+        auto& tc = status_.tables[table];
+        tc.snapshot_rows = tc.snapshot_bytes = 0;
+        tc.snapshot_rows_estimate = snap.estimated_rows;
+        auto& p = status_.snapshot;
+        p = {};
+        p.active = true;
+        p.kind = "resnapshot";
+        p.tables_total = 1;
+        p.rows_estimate = snap.estimated_rows;
+        p.started = began;
+    }
+    transaction header;
+    header.commit_lsn = header.end_lsn = committed_;
+    co_await sink_->begin_transaction(header);
+    co_await sink_->prepare_table(snap.table, true);
+    prepared_[snap.table->relation_id] = snap.table->version;
+    std::uint64_t rows = 0;
+    while (auto batch = co_await source_->read_snapshot()) {
+        snapshot_rows_copied(*batch);
+        rows += batch->rows.size();
+        std::vector<change_event> part;
+        part.reserve(batch->rows.size());
+        for (auto& r : batch->rows) part.push_back({batch->table, change_op::read, std::nullopt, std::move(r)});
+        co_await sink_->apply_changes(std::move(part));
+        co_await source_->heartbeat();
+    }
+    co_await sink_->commit_transaction(committed_);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+    {
+        std::lock_guard lock(mu_);
+        status_.snapshot.active = false;
+        if (!resnapshot_queue_.empty() && resnapshot_queue_.front() == table) resnapshot_queue_.pop_front();
+        status_.resnapshots.push_back({table, rows, seconds, std::chrono::system_clock::now()});
+        if (status_.resnapshots.size() > 20) status_.resnapshots.erase(status_.resnapshots.begin());
+    }
+    log_("info", "stream " + settings_.name + ": re-snapshot of " + table + " done, " + std::to_string(rows) + " rows");
 }
 
 }  // namespace datavor::engines::stream

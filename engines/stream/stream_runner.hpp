@@ -30,7 +30,29 @@ namespace datavor::engines::stream {
 struct table_counters {
     std::uint64_t snapshot_rows = 0;
     std::uint64_t snapshot_bytes = 0;
+    std::int64_t snapshot_rows_estimate = -1;  // the catalog's estimate; -1 unknown
     std::uint64_t inserts = 0, updates = 0, deletes = 0, truncates = 0;
+};
+
+// The copy in progress: the initial snapshot or a re-snapshot of one table.
+struct snapshot_progress {
+    bool active = false;
+    std::string kind;                 // "initial" or "resnapshot"
+    std::string table;                // being copied now
+    std::uint64_t tables_total = 0, tables_done = 0;
+    std::uint64_t rows = 0, bytes = 0;
+    std::int64_t rows_estimate = -1;  // the catalog's estimate for all of them; -1 unknown
+    double elapsed_seconds = 0;
+    double eta_seconds = -1;          // from the rate so far; -1 unknown
+    std::chrono::steady_clock::time_point started;
+};
+
+// A finished re-snapshot of one table.
+struct resnapshot_record {
+    std::string table;
+    std::uint64_t rows = 0;
+    double seconds = 0;
+    std::chrono::system_clock::time_point finished_at;
 };
 
 struct stream_status {
@@ -45,6 +67,9 @@ struct stream_status {
     double latency_p50_ms = 0, latency_p99_ms = 0;  // commit -> applied, last minute
     std::chrono::system_clock::time_point started_at;
     connectors::source_health source;  // slot health (retained WAL, wal_status)
+    snapshot_progress snapshot;        // active while a copy runs
+    std::vector<std::string> pending_resnapshots;
+    std::vector<resnapshot_record> resnapshots;  // finished, most recent last (the last 20)
 };
 
 struct stream_settings {
@@ -63,11 +88,16 @@ public:
 
     boost::asio::awaitable<void> run();
     stream_status status() const;
+    // Asks for one table to be copied again while the stream keeps running
+    // (between two batches: the table is emptied and copied in one target
+    // transaction). Thread-safe. Returns "" when queued, or why not.
+    std::string request_resnapshot(const std::string& table);
 
 private:
     boost::asio::awaitable<void> run_steps();
     void warn_on_slot_health();
     std::chrono::steady_clock::time_point last_health_warning_{};
+    std::chrono::steady_clock::time_point last_snapshot_report_{};
     // What a batch did, counted before it is handed to the sink and recorded
     // once the sink has committed it.
     struct batch_summary {
@@ -86,6 +116,11 @@ private:
     boost::asio::awaitable<void> prepare_tables(const std::vector<connectors::change_event>& changes);
     boost::asio::awaitable<void> apply_in_memory(std::vector<connectors::transaction> txns);
     boost::asio::awaitable<void> apply_spooled(const connectors::transaction& txn);
+    boost::asio::awaitable<void> resnapshot(const std::string& table);
+    void snapshot_rows_copied(const connectors::snapshot_batch& batch);
+    connectors::lsn committed_;                     // the position the target holds
+    std::vector<std::string> table_names_;          // schema.table, once the source is open (guarded by mu_)
+    std::deque<std::string> resnapshot_queue_;      // guarded by mu_
     void set_state(std::string state, std::string error = {});
 
     stream_settings settings_;
