@@ -24,6 +24,7 @@ struct snapshot_batch {
     std::shared_ptr<const table_schema> table;
     std::vector<row> rows;
     std::uint64_t bytes = 0;
+    bool table_done = false;  // the table's last batch (tables may be copied in parallel)
 };
 
 struct source_open_result {

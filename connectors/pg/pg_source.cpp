@@ -8,6 +8,7 @@
 #include "connectors/pg/pg_session.hpp"
 #include "connectors/pg/pgoutput_decoder.hpp"
 #include "connectors/pg/replication_protocol.hpp"
+#include "connectors/pg/snapshot_reader.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -74,12 +75,9 @@ struct pg_source::impl {
     pg_source_options opts;
     std::optional<pg_session> sql;       // catalog, publication, type names
     std::optional<pg_session> repl;      // walsender
-    std::optional<pg_session> snap;      // the snapshot transaction
+    std::optional<snapshot_reader> reader;  // the copy in progress (initial snapshot or a re-snapshot)
     std::vector<std::shared_ptr<const table_schema>> tables;
     std::vector<std::int64_t> estimates;  // parallel to tables
-    std::vector<std::shared_ptr<const table_schema>> snap_tables;  // what read_snapshot copies
-    std::size_t snap_table = 0;
-    bool snap_copying = false;
     lsn start;                   // deliver only transactions ending after this
     bool streaming = false;
     int proto = 1;
@@ -425,11 +423,13 @@ asio::awaitable<source_open_result> pg_source::open(std::optional<lsn> resume_fr
     s.confirmed = s.start;
     out.start = s.start;
     if (snapshot) {
-        const std::string snapshot_name = value_of(created.get(), 0, 2);
-        s.snap.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
-        co_await s.snap->simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        co_await s.snap->simple_query("SET TRANSACTION SNAPSHOT " + quote_pg_literal(snapshot_name));
-        s.snap_tables = s.tables;
+        snapshot_reader_options r;
+        r.connection = s.conn_options(false);
+        r.snapshot = value_of(created.get(), 0, 2);
+        r.tables = s.tables;
+        r.workers = s.opts.snapshot_workers;
+        r.batch_rows = s.opts.snapshot_batch_rows;
+        s.reader.emplace(std::move(r));
         out.snapshot_needed = true;
     }
     co_return out;
@@ -437,39 +437,10 @@ asio::awaitable<source_open_result> pg_source::open(std::optional<lsn> resume_fr
 
 asio::awaitable<std::optional<snapshot_batch>> pg_source::read_snapshot() {
     auto& s = *impl_;
-    while (s.snap && s.snap_table < s.snap_tables.size()) {
-        const auto& t = s.snap_tables[s.snap_table];
-        if (!s.snap_copying) {
-            std::string cols;
-            for (const auto& c : t->columns) cols += (cols.empty() ? "" : ", ") + quote_pg_ident(c.name);
-            co_await s.snap->start_copy("COPY (SELECT " + cols + " FROM " + quote_pg_ident(t->schema) + "." +
-                                        quote_pg_ident(t->name) + ") TO STDOUT");
-            s.snap_copying = true;
-        }
-        snapshot_batch batch;
-        batch.table = t;
-        while (batch.rows.size() < s.opts.snapshot_batch_rows) {
-            auto line = co_await s.snap->read_copy();
-            if (!line) {
-                s.snap_copying = false;
-                ++s.snap_table;
-                break;
-            }
-            batch.bytes += line->size();
-            row r;
-            if (auto ok = parse_copy_text_row(*line, t->columns.size(), r); !ok)
-                throw pg_error("COPY of " + t->qualified() + ": " + ok.error().message(), "XX000", false);
-            batch.rows.push_back(std::move(r));
-        }
-        if (!batch.rows.empty()) co_return batch;
-    }
-    if (s.snap) {
-        co_await s.snap->simple_query("COMMIT");
-        s.snap.reset();
-    }
-    s.snap_tables.clear();
-    s.snap_table = 0;
-    co_return std::nullopt;
+    if (!s.reader) co_return std::nullopt;
+    auto batch = co_await s.reader->next();
+    if (!batch) s.reader.reset();
+    co_return batch;
 }
 
 asio::awaitable<change_source::table_snapshot> pg_source::start_table_snapshot(std::string table) {
@@ -488,11 +459,12 @@ asio::awaitable<change_source::table_snapshot> pg_source::start_table_snapshot(s
     table_snapshot out;
     out.table = co_await s.describe((*it)->qualified());
     out.estimated_rows = s.last_estimate;
-    s.snap.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
-    co_await s.snap->simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    s.snap_tables = {out.table};
-    s.snap_table = 0;
-    s.snap_copying = false;
+    snapshot_reader_options r;
+    r.connection = s.conn_options(false);
+    r.tables = {out.table};
+    r.workers = 1;
+    r.batch_rows = s.opts.snapshot_batch_rows;
+    s.reader.emplace(std::move(r));
     co_return out;
 }
 
@@ -581,7 +553,7 @@ asio::awaitable<void> pg_source::close() {
         }
     }
     s.repl.reset();
-    s.snap.reset();
+    s.reader.reset();
     s.sql.reset();
 }
 

@@ -6,8 +6,10 @@
 //          publication (exactly the tables asked for, or reuses a named one);
 //          creates the stream's slot with an exported snapshot when the stream
 //          is new, or resumes from the target's committed position.
-// read_snapshot(): COPY of each table inside the exported snapshot, so the
-//          handover to streaming has no gap and no duplicate.
+// read_snapshot(): COPY of the tables inside the exported snapshot, so the
+//          handover to streaming has no gap and no duplicate; up to
+//          snapshot_workers tables at once, read and parsed on a thread of
+//          their own (snapshot_reader) while the sink applies.
 // read_transactions(): START_REPLICATION, decodes pgoutput (protocol 2 with
 //          streaming on, from PostgreSQL 14; protocol 1 before), answers
 //          keepalives at once and reports as flushed only what
@@ -46,6 +48,7 @@ struct pg_source_options {
     std::string publication;            // empty: "datavor_<stream>", created for the tables
     std::string slot;                   // empty: "datavor_<stream>"
     std::size_t snapshot_batch_rows = 5000;
+    std::size_t snapshot_workers = 4;   // tables copied at once (each on its own connection)
     std::filesystem::path spool_dir;    // where large transactions spill (required to stream)
     std::size_t spill_after_changes = 20000;  // a regular transaction larger than this spills
     int protocol_version = 0;           // 0: the highest the server supports (2 from PostgreSQL 14, else 1)

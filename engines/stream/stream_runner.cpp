@@ -83,10 +83,8 @@ void stream_runner::snapshot_rows_copied(const snapshot_batch& batch) {
         tc.snapshot_rows += batch.rows.size();
         tc.snapshot_bytes += batch.bytes;
         auto& p = status_.snapshot;
-        if (p.table != batch.table->qualified()) {
-            if (!p.table.empty()) ++p.tables_done;
-            p.table = batch.table->qualified();
-        }
+        p.table = batch.table->qualified();
+        if (batch.table_done) ++p.tables_done;
         p.rows += batch.rows.size();
         p.bytes += batch.bytes;
         if (std::chrono::steady_clock::now() - last_snapshot_report_ > std::chrono::seconds(5)) {
@@ -218,7 +216,7 @@ asio::awaitable<void> stream_runner::run_steps() {
                          " table(s) at " + opened.start.to_string());
         while (auto batch = co_await source_->read_snapshot()) {
             snapshot_rows_copied(*batch);
-            co_await sink_->apply_snapshot(std::move(*batch));
+            if (!batch->rows.empty()) co_await sink_->apply_snapshot(std::move(*batch));
         }
         co_await sink_->commit_position(opened.start);
         source_->confirm(opened.start);
@@ -358,6 +356,7 @@ asio::awaitable<void> stream_runner::resnapshot(const std::string& table) {
     while (auto batch = co_await source_->read_snapshot()) {
         snapshot_rows_copied(*batch);
         rows += batch->rows.size();
+        if (batch->rows.empty()) continue;
         std::vector<change_event> part;
         part.reserve(batch->rows.size());
         for (auto& r : batch->rows) part.push_back({batch->table, change_op::read, std::nullopt, std::move(r)});

@@ -30,8 +30,10 @@ import {
   WRITER_COLUMNS,
   WRITER_KINDS,
   checkWriteLog,
+  checkWriteLogs,
   cleanupSource,
   createTargetWithWriteLog,
+  createTargetWithWriteLogs,
   createWriterTable,
   diffTables,
   kindOf,
@@ -250,48 +252,58 @@ describe('PostgreSQL -> SQLite streams', () => {
   });
 
   // ------------------------------------------------------------------ 2
-  it('snapshot handover under concurrent writes loses nothing and doubles nothing', async () => {
+  it('snapshot handover under concurrent writes loses nothing and doubles nothing (two tables copied in parallel)', async () => {
     const { pg, srv } = s;
-    const table = `dv_handover_${U}`;
+    const base = `dv_handover_${U}`;
+    const tables = [base, `${base}_b`];
     const stream = `handover_${U}`;
     const target = path.join(s.tmp.root, 'handover.db');
     const ROWS = 50000;
-    let writer;
+    const writers = [];
     try {
-      await createWriterTable(pg, table, ROWS);
-      await createTargetWithWriteLog(target, table);
-      writer = startWriter(pg, table, { rows: ROWS, sleepMs: 1 });
-      await waitUntil(async () => (await writer.iterations()) > 20, 10000, 'the writer to get going', () => writer.h.describe());
-      const before = await writer.iterations();
-      const started = await srv.callOk('start_stream', { name: stream, source: 'pg', target: `sqlite:${target}`, tables: [table] });
+      for (const table of tables) await createWriterTable(pg, table, ROWS);
+      await createTargetWithWriteLogs(target, tables);
+      for (const table of tables) writers.push(startWriter(pg, table, { rows: ROWS, sleepMs: 1 }));
+      for (const w of writers) await waitUntil(async () => (await w.iterations()) > 20, 10000, 'the writers to get going', () => w.h.describe());
+      const before = await Promise.all(writers.map((w) => w.iterations()));
+      const started = await srv.callOk('start_stream', { name: stream, source: 'pg', target: `sqlite:${target}`, tables });
       assert.equal(started.started, true);
       const streaming = await waitForStream(srv, stream, (st) => st.state === 'streaming', CATCH_UP_MS, 'snapshot done');
       // Every version with a larger ver was written after the snapshot point.
-      const cut = await psqlValue(pg, `SELECT last_value FROM ${table}_ver;`);
-      const during = await writer.iterations();
-      assert.ok(writer.running(), `the writer stopped during the snapshot: ${writer.h.describe()}`);
-      assert.ok(during > before, `the writer made no progress during the initial copy (${before} -> ${during})`);
-      const snap = streaming.table_stats.find((t) => t.table === `public.${table}`);
-      assert.ok(snap?.snapshot_rows >= ROWS - 1000, `snapshot_rows: ${JSON.stringify(streaming.table_stats)}`);
+      const cuts = {};
+      for (const table of tables) cuts[table] = await psqlValue(pg, `SELECT last_value FROM ${table}_ver;`);
+      const during = await Promise.all(writers.map((w) => w.iterations()));
+      for (let i = 0; i < tables.length; i++) {
+        assert.ok(writers[i].running(), `the writer of ${tables[i]} stopped during the snapshot: ${writers[i].h.describe()}`);
+        assert.ok(during[i] > before[i], `the writer of ${tables[i]} made no progress during the initial copy (${before[i]} -> ${during[i]})`);
+        const snap = streaming.table_stats.find((t) => t.table === `public.${tables[i]}`);
+        assert.ok(snap?.snapshot_rows >= ROWS - 1000, `snapshot_rows: ${JSON.stringify(streaming.table_stats)}`);
+      }
       await sleep(3000);
-      await writer.stop();
-      const total = await writer.iterations();
-      assert.ok(total > during, `the writer made no progress after the snapshot (${during} -> ${total})`);
+      for (const w of writers) await w.stop();
+      const total = await Promise.all(writers.map((w) => w.iterations()));
 
-      await waitForEqual(() => diffTables(pg, table, target, table, WRITER_COLUMNS, WRITER_KINDS), CATCH_UP_MS, `${table}: source vs target`, () => srv.describe());
-      const log = await checkWriteLog(pg, table, target, cut);
+      for (let i = 0; i < tables.length; i++) {
+        const table = tables[i];
+        assert.ok(total[i] > during[i], `the writer of ${table} made no progress after the snapshot (${during[i]} -> ${total[i]})`);
+        await waitForEqual(() => diffTables(pg, table, target, table, WRITER_COLUMNS, WRITER_KINDS), CATCH_UP_MS, `${table}: source vs target`, () => srv.describe());
+        console.error(`# handover ${table}: ${total[i]} writer transactions (${before[i]} before start_stream, ${during[i] - before[i]} during the copy)`);
+      }
+      const log = await checkWriteLogs(pg, target, cuts);
       assert.deepEqual(log.problems, [], `exactly-once violated (${JSON.stringify({ ...log, problems: undefined })})`);
-      assert.ok(log.checkedAfterSnapshot > 100, `too few changes after the snapshot to mean anything: ${log.checkedAfterSnapshot}`);
-      console.error(`# handover: ${total} writer transactions (${before} before start_stream, ${during - before} during the copy), ${log.sourceChanges} source changes, ${log.targetWrites} target writes`);
+      assert.ok(log.checkedAfterSnapshot > 200, `too few changes after the snapshot to mean anything: ${log.checkedAfterSnapshot}`);
+      console.error(`# handover: ${log.sourceChanges} source changes, ${log.targetWrites} target writes`);
 
       const stop = await srv.callOk('stop_stream', { name: stream, drop_slot: true });
       assert.equal(stop.slot_dropped, true);
     } finally {
-      if (writer?.running()) await writer.h.stop();
+      for (const w of writers) if (w?.running()) await w.h.stop();
       await cleanupSource(pg, {
         slots: [slotOf(stream)],
         publications: [slotOf(stream)],
-        sql: `DROP TABLE IF EXISTS ${table}, ${table}_ctl, ${table}_audit; DROP FUNCTION IF EXISTS ${table}_audit_fn; DROP SEQUENCE IF EXISTS ${table}_ver, ${table}_id;`,
+        sql: tables
+          .map((table) => `DROP TABLE IF EXISTS ${table}, ${table}_ctl, ${table}_audit; DROP FUNCTION IF EXISTS ${table}_audit_fn; DROP SEQUENCE IF EXISTS ${table}_ver, ${table}_id;`)
+          .join('\n'),
       });
     }
   });
