@@ -43,17 +43,18 @@ export const PGOPTIONS =
   '-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=3 -c bytea_output=hex -c IntervalStyle=postgres ' +
   '-c synchronous_commit=on';
 
-function psqlArgs(pg, user) {
-  return ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', pg.host, '-p', String(pg.port), '-U', user ?? pg.user, '-d', 'postgres'];
+function psqlArgs(pg, user, db = 'postgres') {
+  return ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', pg.host, '-p', String(pg.port), '-U', user ?? pg.user, '-d', db];
 }
 
 function psqlEnv(pg, password) {
   return { ...serverEnv(null), PGPASSWORD: password ?? pg.password, PGOPTIONS, PGCONNECT_TIMEOUT: '10' };
 }
 
-// Runs SQL (statements one by one, from stdin); resolves stdout. Throws with stderr on failure.
-export async function psql(pg, sql, { user, password, timeoutMs = 120000 } = {}) {
-  const r = await run('psql', [...psqlArgs(pg, user), '-f', '-'], { env: psqlEnv(pg, password), input: sql, timeoutMs });
+// Runs SQL (statements one by one, from stdin) in database `db` (default
+// postgres); resolves stdout. Throws with stderr on failure.
+export async function psql(pg, sql, { user, password, db, timeoutMs = 120000 } = {}) {
+  const r = await run('psql', [...psqlArgs(pg, user, db), '-f', '-'], { env: psqlEnv(pg, password), input: sql, timeoutMs });
   if (r.code !== 0) {
     throw new Error(`psql failed (code ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.trim()}\n--- SQL:\n${sql.slice(0, 2000)}`);
   }
@@ -530,4 +531,71 @@ export async function waitForStream(srv, name, pred, timeoutMs, what) {
 export function writeEmptyFile(file) {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, '');
+}
+
+// ---------------------------------------------------------------- several writer tables in one target
+
+// Like createTargetWithWriteLog, for several writer tables (createWriterTable)
+// streamed into one SQLite file: each target table is pre-created and its
+// triggers log into one _test_writes(seq, tbl, op, id, ver), so `seq` is the
+// order in which the sink wrote, across tables.
+export async function createTargetWithWriteLogs(file, tables) {
+  const stmts = [
+    'PRAGMA journal_mode=WAL;',
+    'CREATE TABLE _test_writes (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, op TEXT NOT NULL, id INTEGER NOT NULL, ver INTEGER NOT NULL);',
+  ];
+  for (const t of tables) {
+    const lit = `'${t.replaceAll("'", "''")}'`;
+    stmts.push(
+      `CREATE TABLE ${qi(t)} ("id" INTEGER, "ver" INTEGER, "n" INTEGER, "payload" TEXT, "ts" TEXT, PRIMARY KEY ("id"));`,
+      `CREATE TRIGGER ${qi(`_test_w_ins_${t}`)} AFTER INSERT ON ${qi(t)} BEGIN INSERT INTO _test_writes (tbl, op, id, ver) VALUES (${lit}, 'W', NEW.id, NEW.ver); END;`,
+      `CREATE TRIGGER ${qi(`_test_w_upd_${t}`)} AFTER UPDATE ON ${qi(t)} BEGIN INSERT INTO _test_writes (tbl, op, id, ver) VALUES (${lit}, 'W', NEW.id, NEW.ver); END;`,
+      `CREATE TRIGGER ${qi(`_test_w_del_${t}`)} AFTER DELETE ON ${qi(t)} BEGIN INSERT INTO _test_writes (tbl, op, id, ver) VALUES (${lit}, 'D', OLD.id, OLD.ver); END;`,
+    );
+  }
+  await sqlite(file, stmts.join('\n'));
+}
+
+// checkWriteLog over createTargetWithWriteLogs' log. `cuts` maps each table to
+// its minVer (the ver sequence's last_value when streaming began). No change
+// applied twice, none invented (e.g. from a rolled-back transaction or
+// savepoint: its versions never reach the source's audit table), and every
+// committed source change with ver > minVer applied.
+export async function checkWriteLogs(pg, file, cuts) {
+  const lines = (text) => text.split('\n').filter(Boolean);
+  const tgt = lines(await sqlite(file, "SELECT tbl || ' ' || op || ' ' || id || ' ' || ver FROM _test_writes;"));
+  const src = [];
+  const minVer = new Map();
+  for (const [table, cut] of Object.entries(cuts)) {
+    for (const w of lines(await psql(pg, `SELECT op || ' ' || id || ' ' || ver FROM ${table}_audit;`))) src.push(`${table} ${w}`);
+    minVer.set(table, BigInt(cut));
+  }
+  const srcSet = new Set(src);
+  const counts = new Map();
+  for (const w of tgt) counts.set(w, (counts.get(w) ?? 0) + 1);
+  const after = (w) => {
+    const [table, , , ver] = w.split(' ');
+    return BigInt(ver) > minVer.get(table);
+  };
+  const twice = [...counts].filter(([, n]) => n > 1).map(([w, n]) => `${w} (x${n})`);
+  const invented = [...counts.keys()].filter((w) => !srcSet.has(w));
+  const missing = src.filter((w) => after(w) && !counts.has(w));
+  const problems = [];
+  if (twice.length) problems.push(`${twice.length} change(s) applied more than once (table op id ver): ${twice.slice(0, 10).join(', ')}`);
+  if (invented.length) problems.push(`${invented.length} target write(s) match no committed source change: ${invented.slice(0, 10).join(', ')}`);
+  if (missing.length) problems.push(`${missing.length} committed source change(s) after the snapshot never applied: ${missing.slice(0, 10).join(', ')}`);
+  return { problems, sourceChanges: src.length, targetWrites: tgt.length, checkedAfterSnapshot: src.filter(after).length };
+}
+
+// The slot's counters in pg_stat_replication_slots (spill_*, stream_*,
+// total_*), as numbers, or null when the view has no row for it.
+export async function slotStats(pg, slot) {
+  const out = await psqlValue(
+    pg,
+    `SELECT json_build_object('spill_txns', spill_txns, 'spill_count', spill_count, 'spill_bytes', spill_bytes,
+                              'stream_txns', stream_txns, 'stream_count', stream_count, 'stream_bytes', stream_bytes,
+                              'total_txns', total_txns, 'total_bytes', total_bytes)
+       FROM pg_stat_replication_slots WHERE slot_name = '${slot}';`,
+  );
+  return out ? JSON.parse(out) : null;
 }
