@@ -172,9 +172,14 @@ struct sqlite_sink::impl {
         run(st);
     }
 
-    // Rare path (a key change with unchanged TOAST values): UPDATE … SET the
-    // columns sent (new key included) WHERE the old key.
-    void move_row(const table_schema& t, const row& old_key, const row& r, const std::vector<std::size_t>& cols) {
+    // Rare paths: an update that did not carry every column (unchanged TOAST
+    // values). The target keeps the columns not sent, so these are UPDATEs,
+    // never inserts: a row the target lacks cannot be rebuilt from them. The
+    // target may also be ahead of the change (a re-snapshot's copy, replayed
+    // over): every statement here must then be harmless.
+
+    // UPDATE … SET the columns sent WHERE key.
+    void update_some(const table_schema& t, const row& key_source, const row& r, const std::vector<std::size_t>& cols) {
         std::vector<std::string> sets, conds;
         for (auto i : cols) sets.push_back(q(t.columns[i].name) + " = ?");
         const auto keys = t.key_columns();
@@ -182,16 +187,28 @@ struct sqlite_sink::impl {
         auto& st = stmt("UPDATE " + q(target_table_name(t)) + " SET " + join(sets, ", ") + " WHERE " + join(conds, " AND "));
         int idx = 1;
         for (auto i : cols) bind_value(st, idx++, t.columns[i], r[i]);
-        for (auto k : keys) bind_value(st, idx++, t.columns[k], old_key[k]);
+        for (auto k : keys) bind_value(st, idx++, t.columns[k], key_source[k]);
         st.exec();
     }
 
-    // Rare path (a row with unchanged TOAST values): only the columns sent.
-    void upsert_some(const table_schema& t, const row& r, const std::vector<std::size_t>& cols) {
-        auto& st = stmt(upsert_sql(t, cols));
+    // A key change: the row moves to its new key and keeps what was not sent.
+    // When the new key is already there (replayed over a copy that is ahead),
+    // that row is the one to update and the old one goes; a later change in
+    // the log that re-creates the old key is replayed after this one.
+    void move_row(const table_schema& t, const row& old_key, const row& r, const std::vector<std::size_t>& cols) {
+        const auto keys = t.key_columns();
+        std::vector<std::string> conds;
+        for (auto k : keys) conds.push_back(q(t.columns[k].name) + " IS ?");
+        const std::string where = join(conds, " AND ");
+        const std::string name = q(target_table_name(t));
+        auto& del = stmt("DELETE FROM " + name + " WHERE " + where + " AND EXISTS (SELECT 1 FROM " + name + " WHERE " +
+                         where + ")");
         int idx = 1;
-        for (auto i : cols) bind_value(st, idx++, t.columns[i], r[i]);
-        st.exec();
+        for (auto k : keys) bind_value(del, idx++, t.columns[k], old_key[k]);
+        for (auto k : keys) bind_value(del, idx++, t.columns[k], r[k]);
+        del.exec();
+        update_some(t, r, r, cols);        // the new key, when it was there
+        update_some(t, old_key, r, cols);  // else the old row moves
     }
 
     void erase(const std::shared_ptr<const table_schema>& t, const row& key_source) {
@@ -215,7 +232,7 @@ struct sqlite_sink::impl {
                     break;
                 }
                 if (plan.key_changed) erase(c.table, *c.before);
-                if (plan.partial) upsert_some(t, plan.after, plan.columns);
+                if (plan.partial) update_some(t, plan.after, plan.after, plan.columns);
                 else upsert_all(c.table, plan.after);
                 break;
             }
