@@ -22,13 +22,30 @@
 #            clock_timestamp() minus the row's clock_timestamp() on the source).
 #   snapshot 2*ROWS rows: Datavor --snapshot only (SQLite, PostgreSQL) vs
 #            pg_dump -t t | psql and COPY through a pipe.
+#   large    ONE transaction: INSERT ... SELECT of LARGE_ROWS rows from generate_series,
+#            then UPDATE of every tenth row (a = a + 1), then COMMIT, while the consumer
+#            streams: Datavor -> SQLite, -> JSON lines (a FIFO read by `wc -l`, which
+#            stands in for /dev/null and counts the lines), -> PostgreSQL, and native
+#            logical replication with the subscription's streaming = on. The load alone
+#            (no slot) is timed first. Per consumer: load start -> the target has it all
+#            (the last row shows its update; JSON lines: the slot's confirmed_flush_lsn
+#            reaches the LSN after the COMMIT), rows/s, COMMIT -> Datavor's "applying a
+#            large transaction" log line -> done, CPU, peak RSS (VmHWM read just before
+#            the stop; VmRSS/RssAnon sampled every 50 ms, a CSV per second in the logs),
+#            the spill file's size (from that log line), pg_stat_replication_slots'
+#            stream/spill counters, and checks: the target holds exactly LARGE_ROWS
+#            rows, LARGE_ROWS/10 of them updated (rows_check pass/fail), and peak RSS
+#            < 256 MiB (peak_rss_under_256mib pass/fail).
 #
 # Options: --rows N (default 1000000, a multiple of 1000), --snapshot-rows N
 # (default 2*ROWS), --latency-seconds S (default 20), --rates "1000 10000",
-# --skip PHASE[,PHASE] (backlog, live, pgcopydb, latency, snapshot),
+# --large-rows N (default 10000000), --skip PHASE[,PHASE] (backlog, live, pgcopydb,
+# latency, snapshot, large),
 # --profile (only: datavor → SQLite under valgrind --tool=callgrind, ROWS=100000 inserts
 # + updates while streaming, then a --snapshot only of 2*ROWS rows; prints the top
 # inclusive and self-cost functions, saves the callgrind files under build/bench/).
+# DATAVOR_BENCH_BIN=PATH measures that datavor binary instead of build/server/datavor
+# (for example a build of a clean checkout while build/ holds someone's work in progress).
 
 _bp_log() { printf '==> %s\n' "$*" >&2; }
 _bp_now() { date +%s.%N; }
@@ -150,6 +167,156 @@ while True:
         print(f'poll: timed out; last value {v!r}, expected {expected}', file=sys.stderr)
         sys.exit(1)
     time.sleep(0.01)
+PY
+  cat >"$BP_WORK/large_watch.py" <<'PY'
+# large_watch.py: follows one consumer through the large transaction, until the
+# target holds it. Options (all "--name value"):
+#   --kind sqlite|pg --target T --query Q --expected E   the condition, as in poll.py; E may be
+#                       "@FILE": ">=" + the first word of FILE, once FILE exists (an LSN known later)
+#   --timeout S         give up after S seconds (exit 1)
+#   --pid P             the consumer: VmRSS, RssAnon, VmHWM sampled every 0.05 s, CPU; its exit
+#                       fails the wait unless --exit-fails 0 (then sampling stops; exit_seen= says when)
+#   --ws P              the walsender serving it: CPU
+#   --extra P           one more process whose CPU is followed (the PostgreSQL target's backend)
+#                       CPU readings are the last ones seen: a process that ends keeps its last value
+#   --log F             Datavor's log: the time "applying a large transaction" appears, failures
+#   --series F          one CSV line a second: seconds, rss_mib, rss_anon_mib, cpu_s, walsender_cpu_s, spill_mib
+# Prints key=value lines (times are epoch seconds); exit 0 when the condition held.
+import os, sqlite3, subprocess, sys, time
+a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+kind, target, query, expected = a['--kind'], a['--target'], a['--query'], a['--expected']
+timeout = float(a['--timeout'])
+pid, ws, logf = a.get('--pid', ''), a.get('--ws', ''), a.get('--log', '')
+extra = a.get('--extra', '')
+last_cpu = {}
+exit_fails = a.get('--exit-fails', '1') == '1'
+hz = os.sysconf('SC_CLK_TCK')
+def lsn(v):
+    v = str(v).strip()
+    if '/' in v:
+        hi, lo = v.split('/')
+        return (int(hi, 16) << 32) + int(lo, 16)
+    return int(v or 0)
+def ok(v, exp):
+    if exp is None: return False
+    if exp.startswith('>='):
+        return v is not None and v != '' and lsn(v) >= lsn(exp[2:])
+    return str(v) == exp[1:]
+def cpu(p):
+    if not p: return ''
+    try:
+        with open(f'/proc/{p}/stat') as f: s = f.read()
+        fl = s[s.rindex(')') + 2:].split()
+        last_cpu[p] = (int(fl[11]) + int(fl[12])) / hz
+    except (OSError, ValueError, IndexError):
+        pass
+    return last_cpu.get(p, '')
+def status(p):
+    out = {}
+    try:
+        with open(f'/proc/{p}/status') as f:
+            for line in f:
+                k, _, v = line.partition(':')
+                if k in ('VmRSS', 'VmHWM', 'RssAnon'): out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+def spill(p):  # bytes in the process's open, unlinked files under a spool folder
+    total = 0
+    try:
+        for fd in os.listdir(f'/proc/{p}/fd'):
+            try:
+                l = os.readlink(f'/proc/{p}/fd/{fd}')
+                if '/spool/' in l and l.endswith('(deleted)'): total += os.stat(f'/proc/{p}/fd/{fd}').st_size
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return total
+if kind == 'pg':
+    port, _, db = target.partition('/')
+    proc = subprocess.Popen(['psql', '-X', '-At', '-h', '127.0.0.1', '-p', port, '-U', 'postgres', '-d', db or 'postgres'],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    def get():
+        proc.stdin.write(query.rstrip(';') + ';\n\\echo __poll_end__\n'); proc.stdin.flush()
+        v = None
+        while True:
+            line = proc.stdout.readline()
+            if not line or line.strip() == '__poll_end__': return v
+            v = line.strip()
+else:
+    db = None
+    def get():
+        global db
+        if db is None:
+            if not os.path.exists(target): return None
+            db = sqlite3.connect(target, timeout=10)
+        try:
+            r = db.execute(query).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return None if r is None else ('' if r[0] is None else str(r[0]))
+logfh = open(logf, errors='replace') if logf else None
+if logfh: logfh.seek(0, 2)
+series = open(a['--series'], 'w') if a.get('--series') else None
+if series: series.write('seconds,rss_mib,rss_anon_mib,cpu_s,walsender_cpu_s,spill_mib\n')
+t_start = time.time()
+deadline = t_start + timeout
+rss_max = anon_max = hwm = spill_max = 0
+res = {}
+last_series = last_spill = 0.0
+exp = None if expected.startswith('@') else expected
+v = None
+def out(code):
+    res.update(rss_max_kb=rss_max, rss_anon_max_kb=anon_max, hwm_kb=hwm, spill_max_bytes=spill_max, last_value=v)
+    for k, val in res.items(): print(f'{k}={val}')
+    sys.exit(code)
+while True:
+    now = time.time()
+    st = status(pid) if pid else {}
+    if pid and not st:
+        if exit_fails:
+            res['error'] = 'the consumer exited before the target held the transaction'
+            out(1)
+        res.setdefault('exit_seen', f'{now:.6f}')
+        pid = ''
+    rss_max = max(rss_max, st.get('VmRSS', 0)); anon_max = max(anon_max, st.get('RssAnon', 0)); hwm = max(hwm, st.get('VmHWM', 0))
+    if pid and now - last_spill >= 1 and 'apply_start' not in res:  # the spill only grows until the apply starts
+        last_spill = now
+        spill_max = max(spill_max, spill(pid))
+    if series and now - last_series >= 1:
+        last_series = now
+        c, w = cpu(pid), cpu(ws)
+        cpu(extra)
+        series.write(f"{now - t_start:.1f},{st.get('VmRSS', 0) / 1024:.1f},{st.get('RssAnon', 0) / 1024:.1f},"
+                     f"{c},{w},{(spill(pid) if pid else 0) / 1048576:.1f}\n")
+        series.flush()
+    if logfh:
+        for line in logfh.readlines():
+            line = line.rstrip('\n')
+            if 'applying a large transaction' in line and 'apply_start' not in res:
+                res['apply_start'] = f'{now:.6f}'
+                res['apply_line'] = line
+                res['cpu_at_apply_start'] = cpu(pid)
+                res['ws_cpu_at_apply_start'] = cpu(ws)
+            elif line.startswith(('error:', 'warning:')):
+                res.setdefault('log_problems', '')
+                if len(res['log_problems']) < 2000: res['log_problems'] += line.replace('\t', ' ') + ' || '
+    if exp is None and os.path.exists(expected[1:]):
+        with open(expected[1:]) as f: w0 = f.read().split()
+        if w0: exp = '>=' + w0[0]
+    v = get()
+    if ok(v, exp):
+        res['done'] = f'{time.time():.6f}'
+        res['cpu_done'] = cpu(pid)
+        res['ws_cpu_done'] = cpu(ws)
+        res['extra_cpu_done'] = cpu(extra)
+        hwm = max(hwm, (status(pid) if pid else {}).get('VmHWM', 0))
+        out(0)
+    if now > deadline:
+        res['error'] = f'timeout after {timeout:.0f} s'
+        out(1)
+    time.sleep(0.05)
 PY
 }
 
@@ -593,6 +760,247 @@ _bp_phase_snapshot() {
   _bp_record "snapshot.copy_pipe" "$(_bp_dst -At -c "SELECT count(*) FROM t")" "$t0" - "$tdone"
 }
 
+# ------------------------------------------------------------------ large transaction
+
+# VmHWM (peak resident set) of a live process, in KiB; empty if it is gone.
+_bp_hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+# Size in bytes of a server's log (to read what a run added to it).
+_bp_logsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
+# ERROR/FATAL/timeout lines a server logged since byte offset $2 of log $1 (at most 3, one line).
+_bp_log_problems() {
+  tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -E 'ERROR|FATAL|PANIC|timeout' | head -n 3 | cut -c1-300 | tr '\n' '|' || true
+}
+
+# One measured run of the large transaction against a consumer that is already connected.
+#   _bp_large_run KEY KIND TARGET QUERY EXPECTED CONSUMER-PID WALSENDER-PID [DATAVOR-LOG] [EXIT-FAILS] [TARGET-BACKEND-PID]
+# Starts large_watch.py (memory, CPU, spill, the apply's start, the target's condition), runs
+# the load, waits. Leaves the watcher's key=value lines in BP_LW (an associative array).
+_bp_large_run() {
+  local key=$1 kind=$2 target=$3 query=$4 expected=$5 pid=$6 ws=$7 log=${8:-} exit_fails=${9:-1} backend=${10:-}
+  local out=$BP_WORK/large-$key.watch timeout=$((120 + BP_LARGE_ROWS / 8000)) wpid rc=0 c0 w0 b0 k v
+  local srclog=$DATAVOR_TEST_PG_DIR/pg.log dstlog=$DATAVOR_TEST_DST_DIR/pg.log src_off dst_off
+  src_off=$(_bp_logsize "$srclog")
+  dst_off=$(_bp_logsize "$dstlog")
+  rm -f "$BP_WORK/large-$key.endlsn"
+  c0=$(_bp_cpu "$pid")
+  w0=$(_bp_cpu "$ws")
+  b0=$(_bp_cpu "$backend")
+  python3 "$BP_WORK/large_watch.py" --kind "$kind" --target "$target" --query "$query" --expected "$expected" \
+    --timeout "$timeout" --pid "$pid" --ws "$ws" --extra "$backend" --log "$log" --exit-fails "$exit_fails" \
+    --series "$BP_WORK/large-$key-series.csv" >"$out" &
+  wpid=$!
+  _BP_PIDS+=("$wpid")
+  _bp_log "large $key: loading $BP_LARGE_ROWS rows + $((BP_LARGE_ROWS / 10)) updates in one transaction"
+  _bp_load "$BP_WORK/large.sql"
+  echo "$BP_L" >"$BP_WORK/large-$key.endlsn"
+  _bp_log "large $key: the source committed after $(_bp_sub "$BP_T1" "$BP_T0") s; waiting for the target"
+  wait "$wpid" || rc=$?
+  declare -gA BP_LW=()
+  while IFS='=' read -r k v; do [[ -n "$k" ]] && BP_LW[$k]=$v; done <"$out"
+  local p=large.$key
+  _bp_put "$p.source_seconds" "$(_bp_sub "$BP_T1" "$BP_T0")"
+  _bp_put "$p.wal_bytes" "$(_bp_src -At -c "SELECT pg_wal_lsn_diff('$BP_L', '$BP_L0')")"
+  if ((rc == 0)); then
+    local secs
+    secs=$(_bp_sub "${BP_LW[done]}" "$BP_T0")
+    _bp_put "$p.seconds" "$secs"
+    _bp_put "$p.rows_per_s" "$(_bp_div "$BP_LARGE_ROWS" "$secs")"
+    _bp_put "$p.changes_per_s" "$(_bp_div "$((BP_LARGE_ROWS + BP_LARGE_ROWS / 10))" "$secs")"
+    _bp_put "$p.lag_after_source_s" "$(_bp_sub "${BP_LW[done]}" "$BP_T1")"
+    _bp_log "large $key: the target has it $secs s after the load started ($(_bp_div "$BP_LARGE_ROWS" "$secs") rows/s)"
+    if [[ -n "${BP_LW[apply_start]:-}" ]]; then
+      _bp_put "$p.apply_start_after_commit_s" "$(_bp_sub "${BP_LW[apply_start]}" "$BP_T1")"
+      _bp_put "$p.apply_seconds" "$(_bp_sub "${BP_LW[done]}" "${BP_LW[apply_start]}")"
+      _bp_put "$p.consumer_cpu_until_apply_s" "$(_bp_sub "${BP_LW[cpu_at_apply_start]}" "$c0")"
+      _bp_put "$p.consumer_cpu_apply_s" "$(_bp_sub "${BP_LW[cpu_done]}" "${BP_LW[cpu_at_apply_start]}")"
+    fi
+    if [[ -n "${BP_LW[cpu_done]:-}" ]]; then _bp_put "$p.consumer_cpu_s" "$(_bp_sub "${BP_LW[cpu_done]}" "$c0")"; fi
+    if [[ -n "${BP_LW[ws_cpu_done]:-}" ]]; then _bp_put "$p.walsender_cpu_s" "$(_bp_sub "${BP_LW[ws_cpu_done]}" "$w0")"; fi
+    if [[ -n "${BP_LW[extra_cpu_done]:-}" ]]; then _bp_put "$p.target_backend_cpu_s" "$(_bp_sub "${BP_LW[extra_cpu_done]}" "$b0")"; fi
+  else
+    _bp_put "$p.error" "${BP_LW[error]:-the watcher failed (exit $rc)}; last value ${BP_LW[last_value]:-?}"
+    _bp_log "large $key: ${BP_LW[error]:-watcher failed}"
+  fi
+  [[ -n "${BP_LW[exit_seen]:-}" ]] && _bp_put "$p.consumer_exited_after_s" "$(_bp_sub "${BP_LW[exit_seen]}" "$BP_T0")"
+  _bp_put "$p.rss_sampled_max_mib" "$((${BP_LW[rss_max_kb]:-0} / 1024))"
+  _bp_put "$p.rss_anon_sampled_max_mib" "$((${BP_LW[rss_anon_max_kb]:-0} / 1024))"
+  if [[ -n "${BP_LW[apply_line]:-}" ]]; then
+    _bp_put "$p.apply_log_line" "${BP_LW[apply_line]}"
+    _bp_put "$p.spill_changes" "$(sed -E 's/.*, ([0-9]+) changes, .*/\1/' <<<"${BP_LW[apply_line]}")"
+    _bp_put "$p.spill_mib" "$(sed -E 's/.*, ([0-9]+) MiB spilled.*/\1/' <<<"${BP_LW[apply_line]}")"
+  fi
+  if ((${BP_LW[spill_max_bytes]:-0} > 0)); then _bp_put "$p.spill_sampled_max_mib" "$((BP_LW[spill_max_bytes] / 1048576))"; fi
+  [[ -n "${BP_LW[log_problems]:-}" ]] && _bp_put "$p.log_problems" "${BP_LW[log_problems]}"
+  local lp
+  lp=$(_bp_log_problems "$srclog" "$src_off")
+  [[ -n "$lp" ]] && _bp_put "$p.source_server_log" "$lp"
+  lp=$(_bp_log_problems "$dstlog" "$dst_off")
+  [[ -n "$lp" ]] && _bp_put "$p.target_server_log" "$lp"
+  return 0
+}
+
+# How the server handed the transaction over: streamed in blocks (stream_*), or spilled to its
+# own disk (spill_*) when the consumer did not take a stream. The walsender reports these
+# counters when it exits: call this once the consumer has disconnected.
+_bp_large_slot_stats() {
+  local key=$1 slot=$2
+  _bp_wait pg "$DATAVOR_TEST_PG_PORT" "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot' AND active" "=0" 30 >/dev/null || true
+  sleep 1
+  _bp_put "large.$key.slot_stats" "$(_bp_src -At -c "SELECT format('stream_txns %s, stream_count %s, stream_bytes %s MB, spill_txns %s, spill_bytes %s MB', stream_txns, stream_count, round(stream_bytes / 1e6), spill_txns, round(spill_bytes / 1e6)) FROM pg_stat_replication_slots WHERE slot_name = '$slot'")"
+}
+
+# Peak RSS of a process just before it is stopped, and whether it is under the issue's bound.
+_bp_large_rss() {
+  local key=$1 pid=$2 hwm
+  hwm=$(_bp_hwm "$pid")
+  if [[ -z "$hwm" ]]; then
+    # Gone already (it failed): the watcher's last reading is the best there is.
+    hwm=${BP_LW[hwm_kb]:-0}
+    _bp_put "large.$key.peak_rss_source" "watcher (the process had exited)"
+  fi
+  _bp_put "large.$key.peak_rss_mib" "$(python3 -c "print(f'{$hwm / 1024:.1f}')")"
+  _bp_put "large.$key.peak_rss_under_256mib" "$( ((hwm > 0 && hwm < 256 * 1024)) && echo pass || echo fail)"
+  _bp_log "large $key: peak RSS (VmHWM) $((hwm / 1024)) MiB"
+}
+
+# The target must hold exactly LARGE_ROWS rows, LARGE_ROWS/10 of them updated.
+#   _bp_large_check KEY ROWS UPDATED
+_bp_large_check() {
+  local key=$1 rows=$2 upd=$3 want_upd=$((BP_LARGE_ROWS / 10))
+  _bp_put "large.$key.rows_target" "$rows"
+  _bp_put "large.$key.updated_target" "$upd"
+  if [[ "$rows" == "$BP_LARGE_ROWS" && "$upd" == "$want_upd" ]]; then
+    _bp_put "large.$key.rows_check" pass
+  else
+    _bp_put "large.$key.rows_check" "fail"
+    _bp_log "large $key: ROW CHECK FAILED: $rows rows ($BP_LARGE_ROWS expected), $upd updated ($want_upd expected)"
+  fi
+}
+
+# Datavor into one target: start the stream, run the load, measure, stop, check.
+#   _bp_large_datavor NAME KEY TARGET-URL KIND POLL-TARGET
+#   KIND sqlite|pg: wait until the last row shows its update in the target (one transaction,
+#   so that row is visible exactly when all are); slot: until the stream's slot has confirmed
+#   the LSN after the load's COMMIT (JSON lines keep no position in a pipe).
+_bp_large_datavor() {
+  local name=$1 key=$2 url=$3 kind=$4 ptarget=$5 n=$BP_LARGE_ROWS pid ws backend='' query expected hwm0
+  _bp_flush
+  _bp_dv_start "$name" "$url" || { _bp_put "large.$key.error" "datavor did not start"; return 0; }
+  pid=$BP_DV_PID
+  ws=$(_bp_walsender "datavor_$name")
+  hwm0=$(_bp_hwm "$pid")
+  _bp_put "large.$key.rss_before_load_mib" "$((${hwm0:-0} / 1024))"
+  if [[ $kind == slot ]]; then
+    kind=pg
+    ptarget=$DATAVOR_TEST_PG_PORT
+    query="SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'datavor_$name'"
+    expected="@$BP_WORK/large-$key.endlsn"
+  else
+    query="SELECT a FROM t WHERE id = $n"
+    expected="=$BP_LARGE_EXPECT_A"
+  fi
+  if [[ $key == datavor_pg ]]; then backend=$(_bp_dv_backend); fi
+  _bp_large_run "$key" "$kind" "$ptarget" "$query" "$expected" "$pid" "$ws" "$BP_WORK/dv-$name.log" 1 "$backend"
+  _bp_large_rss "$key" "$pid"
+  # A stream that applied the transaction but failed afterwards still counts as a failure.
+  sleep 2
+  _bp_put "large.$key.status" "$(_bp_dv_status "$name")"
+  if ! kill -0 "$pid" 2>/dev/null || grep -q '^error: ' "$BP_WORK/dv-$name.log"; then
+    _bp_put "large.$key.stream_error" "$(grep -m1 '^error: ' "$BP_WORK/dv-$name.log" | cut -c1-300 || echo 'the process exited')"
+    _bp_log "large $key: the stream failed: $(grep -m1 '^error: ' "$BP_WORK/dv-$name.log" || true)"
+  fi
+  _bp_dv_stop "$pid"
+  _bp_large_slot_stats "$key" "datavor_$name"
+}
+
+_bp_phase_large() {
+  local n=$BP_LARGE_ROWS upd=$((BP_LARGE_ROWS / 10)) rows updated
+  BP_LARGE_EXPECT_A=$((n % 1000 + (n % 10 == 0 ? 1 : 0)))
+  _bp_log "large phase: one transaction of $n inserts and $upd updates"
+  cat >"$BP_WORK/large.sql" <<SQL
+BEGIN;
+INSERT INTO t SELECT g, g % 1000, md5(g::text), now() FROM generate_series(1, $n) g;
+UPDATE t SET a = a + 1, c = now() WHERE id % 10 = 0;
+COMMIT;
+SQL
+  _bp_put large.rows "$n"
+  _bp_put large.updates "$upd"
+  _bp_put large.logical_decoding_work_mem "$(_bp_src -At -c 'SHOW logical_decoding_work_mem')"
+
+  # The load alone: no slot, no publication.
+  _bp_reset_src
+  _bp_flush
+  _bp_load "$BP_WORK/large.sql"
+  _bp_put large.source_load.seconds "$(_bp_sub "$BP_T1" "$BP_T0")"
+  _bp_put large.source_load.rows_per_s "$(_bp_div "$n" "$(_bp_sub "$BP_T1" "$BP_T0")")"
+  _bp_put large.source_load.wal_bytes "$(_bp_src -At -c "SELECT pg_wal_lsn_diff('$BP_L', '$BP_L0')")"
+  _bp_log "large: the load alone took $(_bp_sub "$BP_T1" "$BP_T0") s"
+
+  # Datavor -> SQLite
+  _bp_reset_src
+  rm -f "$BP_WORK/large.db"*
+  _bp_large_datavor large_sqlite datavor_sqlite "sqlite:$BP_WORK/large.db" sqlite "$BP_WORK/large.db"
+  read -r rows updated < <(sqlite3 -separator ' ' "$BP_WORK/large.db" "SELECT count(*), coalesce(sum(a - id % 1000), 0) FROM t" 2>/dev/null || echo "0 0")
+  _bp_large_check datavor_sqlite "$rows" "$updated"
+  rm -f "$BP_WORK/large.db"*
+
+  # Datavor -> JSON lines: a FIFO read by `wc -l` stands in for /dev/null, so that the
+  # lines can be counted (one per change: inserts + updates).
+  if ((BP_HAS_JSONL)); then
+    _bp_reset_src
+    rm -f "$BP_WORK/large.jsonl" "$BP_WORK/large.jsonl.count"
+    mkfifo "$BP_WORK/large.jsonl"
+    wc -l <"$BP_WORK/large.jsonl" >"$BP_WORK/large.jsonl.count" &
+    local wc_pid=$!
+    _BP_PIDS+=("$wc_pid")
+    _bp_large_datavor large_jsonl datavor_jsonl "jsonl:$BP_WORK/large.jsonl" slot -
+    # If datavor never opened the FIFO, wc still waits for a writer: give it one (and EOF).
+    if kill -0 "$wc_pid" 2>/dev/null; then timeout 5 bash -c ': >"$1"' _ "$BP_WORK/large.jsonl" || true; fi
+    wait "$wc_pid" 2>/dev/null || true
+    local lines
+    lines=$(cat "$BP_WORK/large.jsonl.count" 2>/dev/null || echo 0)
+    _bp_put large.datavor_jsonl.lines "$lines"
+    # Lines count inserts and updates together; rows = lines - updates when the total is right.
+    if [[ "$lines" == "$((n + upd))" ]]; then _bp_large_check datavor_jsonl "$n" "$upd"; else _bp_large_check datavor_jsonl "$((lines - upd))" "?"; fi
+    rm -f "$BP_WORK/large.jsonl"
+  fi
+
+  # Datavor -> PostgreSQL (second server, database dv)
+  if ((BP_HAS_PGSINK)); then
+    _bp_reset_src
+    BP_DSTDB=dv _bp_reset_dst
+    _bp_large_datavor large_pg datavor_pg "$BP_DST_DV_URL" pg "$DATAVOR_TEST_DST_PORT/dv"
+    read -r rows updated < <(BP_DSTDB=dv _bp_dst -At -F ' ' -c "SELECT count(*), coalesce(sum(a - id % 1000), 0) FROM t" 2>/dev/null || echo "0 0")
+    _bp_large_check datavor_pg "$rows" "$updated"
+    BP_DSTDB=dv _bp_dst -c "DROP TABLE IF EXISTS t" -c "CHECKPOINT" >/dev/null
+  fi
+
+  # Native logical replication, the subscription with streaming = on (PostgreSQL 15: the
+  # apply worker spools the streamed blocks to files and applies them at the commit).
+  _bp_reset_src
+  _bp_src -c "CREATE PUBLICATION bench_pub FOR TABLE t" >/dev/null
+  BP_DSTDB=postgres _bp_reset_dst
+  _bp_flush
+  _bp_dst -c "CREATE SUBSCRIPTION bench_large CONNECTION '$BP_SUBCONN' PUBLICATION bench_pub WITH (copy_data = false, streaming = on)" >/dev/null
+  _bp_wait pg "$DATAVOR_TEST_PG_PORT" "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'bench_large' AND state = 'streaming'" "=1" 60 >/dev/null
+  local apply_pid ws
+  apply_pid=$(_bp_dst -At -c "SELECT coalesce(max(pid)::text, '') FROM pg_stat_subscription WHERE subname = 'bench_large'")
+  ws=$(_bp_walsender bench_large)
+  _bp_put large.native.subscription "$(_bp_dst -At -c "SELECT 'streaming = ' || CASE WHEN substream THEN 'on' ELSE 'off' END FROM pg_subscription WHERE subname = 'bench_large'")"
+  # The apply worker is restarted if it fails: its exit does not end the wait.
+  _bp_large_run native pg "$DATAVOR_TEST_DST_PORT" "SELECT a FROM t WHERE id = $n" "=$BP_LARGE_EXPECT_A" "$apply_pid" "$ws" "" 0
+  if kill -0 "$apply_pid" 2>/dev/null; then
+    _bp_put large.native.apply_worker_peak_rss_mib "$(python3 -c "print(f'{$(_bp_hwm "$apply_pid") / 1024:.1f}')")"
+  fi
+  read -r rows updated < <(_bp_dst -At -F ' ' -c "SELECT count(*), coalesce(sum(a - id % 1000), 0) FROM t" 2>/dev/null || echo "0 0")
+  _bp_large_check native "$rows" "$updated"
+  _bp_dst -c "ALTER SUBSCRIPTION bench_large DISABLE" >/dev/null
+  _bp_large_slot_stats native bench_large
+  _bp_dst -c "DROP SUBSCRIPTION bench_large" >/dev/null
+  _bp_dst -c "DROP TABLE IF EXISTS t" -c "CHECKPOINT" >/dev/null
+  _bp_reset_src
+}
+
 # valgrind --tool=callgrind on a short insert+update run (datavor -> SQLite).
 _bp_profile() {
   local out=$1 rows=$BP_ROWS log=$BP_WORK/dv-prof.log i t0 tdone
@@ -703,9 +1111,10 @@ g = flat.get
 def num(x, fmt='{:,.0f}'):
     return '–' if x is None or isinstance(x, str) else fmt.format(x)
 rows = g('meta.rows')
-print(f"\n### Throughput: {rows:,} rows in 1,000-row transactions (inserts, then updates)\n")
-print('| run | consumer | inserts rows/s | updates rows/s | caught up after the source (ins / upd) | CPU s: consumer, walsender[, target backend] (ins / upd) | notes |')
-print('|---|---|---|---|---|---|---|')
+if any(k.startswith(('live.', 'backlog.')) for k in flat):
+    print(f"\n### Throughput: {rows:,} rows in 1,000-row transactions (inserts, then updates)\n")
+    print('| run | consumer | inserts rows/s | updates rows/s | caught up after the source (ins / upd) | CPU s: consumer, walsender[, target backend] (ins / upd) | notes |')
+    print('|---|---|---|---|---|---|---|')
 def line(mode, key, label, note=''):
     k = f'{mode}.{key}' if mode else key
     if g(f'{k}.ins.rows_per_s') is None and g(f'{k}.upd.rows_per_s') is None and g(f'{k}.ins.error') is None:
@@ -758,34 +1167,71 @@ if g('snapshot.pg_dump_psql.rows_per_s') is not None:
         if g(f'snapshot.{k}.rows') is None: continue
         print(f"| {label} | {num(g(f'snapshot.{k}.rows'))} | {num(g(f'snapshot.{k}.seconds'), '{:.2f}')} | {num(g(f'snapshot.{k}.rows_per_s'))} |")
 
-print('\n### Ratios against the issue\'s goals\n')
-print('| goal | Datavor | peer | ratio | met |')
-print('|---|---|---|---|---|')
-def ratio(label, a_key, b_key, goal, a_label='', b_label=''):
-    a, b = g(a_key), g(b_key)
-    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0:
-        print(f'| {label} | {num(a)} | {num(b)} | – | not measured |'); return
-    r = a / b
-    print(f"| {label} | {num(a)} rows/s{a_label} | {num(b)} rows/s{b_label} | {r:.2f}× | {'yes' if r >= goal else 'no'} (≥ {goal}×) |")
-ratio('apply, inserts, live (Datavor → SQLite / native)', 'live.datavor_sqlite.ins.rows_per_s', 'live.native.ins.rows_per_s', 1.0)
-ratio('apply, updates, live (Datavor → SQLite / native)', 'live.datavor_sqlite.upd.rows_per_s', 'live.native.upd.rows_per_s', 0.8)
-ratio('apply, inserts, backlog (Datavor → SQLite / native)', 'backlog.datavor_sqlite.ins.rows_per_s', 'backlog.native.ins.rows_per_s', 1.0)
-ratio('apply, updates, backlog (Datavor → SQLite / native)', 'backlog.datavor_sqlite.upd.rows_per_s', 'backlog.native.upd.rows_per_s', 0.8)
-if g('backlog.datavor_pg.ins.rows_per_s') is not None:
-    ratio('apply, inserts, backlog (Datavor → PostgreSQL / native)', 'backlog.datavor_pg.ins.rows_per_s', 'backlog.native.ins.rows_per_s', 1.0)
-    ratio('apply, updates, backlog (Datavor → PostgreSQL / native)', 'backlog.datavor_pg.upd.rows_per_s', 'backlog.native.upd.rows_per_s', 0.8)
-read = 'datavor_jsonl' if g('backlog.datavor_jsonl.ins.rows_per_s') is not None else 'datavor_sqlite'
-rl = 'JSON lines' if read == 'datavor_jsonl' else 'SQLite'
-ratio(f'read, inserts (Datavor → {rl} / pg_recvlogical)', f'backlog.{read}.ins.rows_per_s', 'backlog.pg_recvlogical.ins.rows_per_s', 0.9)
-ratio(f'read, updates (Datavor → {rl} / pg_recvlogical)', f'backlog.{read}.upd.rows_per_s', 'backlog.pg_recvlogical.upd.rows_per_s', 0.9)
-for r, goal in (('r1000', True),):
-    p50, p99 = g(f'latency.{r}.datavor_sqlite.p50_ms'), g(f'latency.{r}.datavor_sqlite.p99_ms')
-    if p50 is not None:
-        met = 'yes' if p50 <= 1 and p99 <= 5 else 'no'
-        print(f"| latency at 1k rows/s: p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {p50:.2f} ms, p99 {p99:.2f} ms | native p50 {num(g(f'latency.{r}.native.p50_ms'), '{:.2f}')} ms, p99 {num(g(f'latency.{r}.native.p99_ms'), '{:.2f}')} ms | – | {met} |")
-ratio('snapshot (Datavor → SQLite / pg_dump | psql)', 'snapshot.datavor_sqlite.rows_per_s', 'snapshot.pg_dump_psql.rows_per_s', 1.0)
-if g('snapshot.datavor_pg.rows_per_s') is not None:
-    ratio('snapshot (Datavor → PostgreSQL / pg_dump | psql)', 'snapshot.datavor_pg.rows_per_s', 'snapshot.pg_dump_psql.rows_per_s', 1.0)
+if g('large.rows') is not None:
+    n, u = g('large.rows'), g('large.updates') or 0
+    print(f"\n### Large transaction: {n:,} inserts + {u:,} updates in one transaction\n")
+    print(f"The load alone (psql, no slot): {num(g('large.source_load.seconds'), '{:.1f}')} s, "
+          f"WAL {num((g('large.source_load.wal_bytes') or 0) / 1e6)} MB; logical_decoding_work_mem {g('large.logical_decoding_work_mem')}.\n")
+    print('| consumer | load start → target has it | rows/s | source COMMIT returned after | COMMIT → apply starts | apply | CPU s: consumer (until apply / apply), walsender[, target backend] | peak RSS (VmHWM) | RSS < 256 MiB | spilled | rows check |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    notes = []
+    for key, label in (('datavor_sqlite', 'Datavor → SQLite'), ('datavor_jsonl', 'Datavor → JSON lines (pipe to `wc -l`)'),
+                       ('datavor_pg', 'Datavor → PostgreSQL'), ('native', 'native logical replication (streaming = on)')):
+        k = f'large.{key}'
+        if not any(x.startswith(k + '.') for x in flat): continue
+        err = g(f'{k}.error')
+        total = f"**{err}**" if err else num(g(f'{k}.seconds'), '{:.1f} s')
+        cu, ca, ct = g(f'{k}.consumer_cpu_until_apply_s'), g(f'{k}.consumer_cpu_apply_s'), g(f'{k}.consumer_cpu_s')
+        cpu = f'{cu:.1f} / {ca:.1f}' if isinstance(cu, (int, float)) and isinstance(ca, (int, float)) else num(ct, '{:.1f}')
+        cpu += ', ' + num(g(f'{k}.walsender_cpu_s'), '{:.1f}')
+        if isinstance(g(f'{k}.target_backend_cpu_s'), (int, float)): cpu += f", {g(f'{k}.target_backend_cpu_s'):.1f}"
+        if key == 'native':
+            rss = f"{num(g(f'{k}.apply_worker_peak_rss_mib'), '{:.0f}')} MiB apply worker (anon {num(g(f'{k}.rss_anon_sampled_max_mib'), '{:.0f}')} MiB)"
+            under = '–'
+        else:
+            rss = f"{num(g(f'{k}.peak_rss_mib'), '{:.0f}')} MiB (anon {num(g(f'{k}.rss_anon_sampled_max_mib'), '{:.0f}')} MiB)"
+            under = g(f'{k}.peak_rss_under_256mib') or '–'
+        spilled = f"{num(g(f'{k}.spill_mib'))} MiB ({num(g(f'{k}.spill_changes'))} changes)" if g(f'{k}.spill_mib') is not None else '–'
+        check = f"{g(f'{k}.rows_check') or '–'} ({num(g(f'{k}.rows_target'))} rows)"
+        print(f"| {label} | {total} | {num(g(f'{k}.rows_per_s'))} | {num(g(f'{k}.source_seconds'), '{:.1f} s')} | "
+              f"{num(g(f'{k}.apply_start_after_commit_s'), '{:.1f} s')} | {num(g(f'{k}.apply_seconds'), '{:.1f} s')} | {cpu} | {rss} | {under} | {spilled} | {check} |")
+        for x, what in (('log_problems', 'log'), ('source_server_log', 'source server log'), ('target_server_log', 'target server log'),
+                        ('consumer_exited_after_s', 'the consumer process exited after (s)'), ('stream_error', '**the stream failed after the run**'),
+                        ('slot_stats', 'pg_stat_replication_slots')):
+            if g(f'{k}.{x}') is not None: notes.append(f'- {label}, {what}: {g(f"{k}.{x}")}')
+    if notes:
+        print()
+        print('\n'.join(notes))
+
+if any(k.startswith(('live.', 'backlog.', 'latency.', 'snapshot.')) for k in flat):
+    print('\n### Ratios against the issue\'s goals\n')
+    print('| goal | Datavor | peer | ratio | met |')
+    print('|---|---|---|---|---|')
+    def ratio(label, a_key, b_key, goal, a_label='', b_label=''):
+        a, b = g(a_key), g(b_key)
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0:
+            print(f'| {label} | {num(a)} | {num(b)} | – | not measured |'); return
+        r = a / b
+        print(f"| {label} | {num(a)} rows/s{a_label} | {num(b)} rows/s{b_label} | {r:.2f}× | {'yes' if r >= goal else 'no'} (≥ {goal}×) |")
+    ratio('apply, inserts, live (Datavor → SQLite / native)', 'live.datavor_sqlite.ins.rows_per_s', 'live.native.ins.rows_per_s', 1.0)
+    ratio('apply, updates, live (Datavor → SQLite / native)', 'live.datavor_sqlite.upd.rows_per_s', 'live.native.upd.rows_per_s', 0.8)
+    ratio('apply, inserts, backlog (Datavor → SQLite / native)', 'backlog.datavor_sqlite.ins.rows_per_s', 'backlog.native.ins.rows_per_s', 1.0)
+    ratio('apply, updates, backlog (Datavor → SQLite / native)', 'backlog.datavor_sqlite.upd.rows_per_s', 'backlog.native.upd.rows_per_s', 0.8)
+    if g('backlog.datavor_pg.ins.rows_per_s') is not None:
+        ratio('apply, inserts, backlog (Datavor → PostgreSQL / native)', 'backlog.datavor_pg.ins.rows_per_s', 'backlog.native.ins.rows_per_s', 1.0)
+        ratio('apply, updates, backlog (Datavor → PostgreSQL / native)', 'backlog.datavor_pg.upd.rows_per_s', 'backlog.native.upd.rows_per_s', 0.8)
+    read = 'datavor_jsonl' if g('backlog.datavor_jsonl.ins.rows_per_s') is not None else 'datavor_sqlite'
+    rl = 'JSON lines' if read == 'datavor_jsonl' else 'SQLite'
+    ratio(f'read, inserts (Datavor → {rl} / pg_recvlogical)', f'backlog.{read}.ins.rows_per_s', 'backlog.pg_recvlogical.ins.rows_per_s', 0.9)
+    ratio(f'read, updates (Datavor → {rl} / pg_recvlogical)', f'backlog.{read}.upd.rows_per_s', 'backlog.pg_recvlogical.upd.rows_per_s', 0.9)
+    for r, goal in (('r1000', True),):
+        p50, p99 = g(f'latency.{r}.datavor_sqlite.p50_ms'), g(f'latency.{r}.datavor_sqlite.p99_ms')
+        if p50 is not None:
+            met = 'yes' if p50 <= 1 and p99 <= 5 else 'no'
+            print(f"| latency at 1k rows/s: p50 ≤ 1 ms, p99 ≤ 5 ms | p50 {p50:.2f} ms, p99 {p99:.2f} ms | native p50 {num(g(f'latency.{r}.native.p50_ms'), '{:.2f}')} ms, p99 {num(g(f'latency.{r}.native.p99_ms'), '{:.2f}')} ms | – | {met} |")
+    ratio('snapshot (Datavor → SQLite / pg_dump | psql)', 'snapshot.datavor_sqlite.rows_per_s', 'snapshot.pg_dump_psql.rows_per_s', 1.0)
+    if g('snapshot.datavor_pg.rows_per_s') is not None:
+        ratio('snapshot (Datavor → PostgreSQL / pg_dump | psql)', 'snapshot.datavor_pg.rows_per_s', 'snapshot.pg_dump_psql.rows_per_s', 1.0)
 PY
 }
 
@@ -806,6 +1252,7 @@ bench_pg_main() {
   BP_SNAP_ROWS=
   BP_LAT_SECONDS=20
   BP_RATES="1000 10000"
+  BP_LARGE_ROWS=10000000
   local skip="" profile=0 rows_given=0
   while (($#)); do
     case $1 in
@@ -813,6 +1260,7 @@ bench_pg_main() {
       --snapshot-rows) BP_SNAP_ROWS=$2; shift 2 ;;
       --latency-seconds) BP_LAT_SECONDS=$2; shift 2 ;;
       --rates) BP_RATES=$2; shift 2 ;;
+      --large-rows) BP_LARGE_ROWS=$2; shift 2 ;;
       --skip) skip=",$2,"; shift 2 ;;
       --profile) profile=1; shift ;;
       *) printf 'scripts/bench pg: unknown option %s\n' "$1" >&2; return 2 ;;
@@ -823,9 +1271,17 @@ bench_pg_main() {
     printf 'scripts/bench pg: --rows must be a positive multiple of 1000\n' >&2
     return 2
   fi
+  if ! [[ "$BP_LARGE_ROWS" =~ ^[0-9]+$ ]] || ((BP_LARGE_ROWS < 10)); then
+    printf 'scripts/bench pg: --large-rows must be a number of at least 10\n' >&2
+    return 2
+  fi
   BP_SNAP_ROWS=${BP_SNAP_ROWS:-$((2 * BP_ROWS))}
-  BP_DATAVOR=$PWD/build/server/datavor
-  [[ -x "$BP_DATAVOR" ]] || cmake --build build -j2 --target datavor >/dev/null
+  if [[ -n "${DATAVOR_BENCH_BIN:-}" ]]; then
+    BP_DATAVOR=$(realpath "$DATAVOR_BENCH_BIN")
+  else
+    BP_DATAVOR=$PWD/build/server/datavor
+    [[ -x "$BP_DATAVOR" ]] || cmake --build build -j2 --target datavor >/dev/null
+  fi
   export PATH=/usr/lib/postgresql/15/bin:$PATH
 
   # shellcheck source=scripts/lib/servers.sh
@@ -898,11 +1354,13 @@ PY
   _bp_put meta.git "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   _bp_put meta.jsonl_target "$BP_HAS_JSONL"
   _bp_put meta.pg_target "$BP_HAS_PGSINK"
+  _bp_put meta.datavor_bin "$BP_DATAVOR"
+  _bp_put meta.large_rows "$BP_LARGE_ROWS"
 
   local started
   started=$(_bp_now)
   local phase
-  for phase in backlog live pgcopydb latency snapshot; do
+  for phase in backlog live pgcopydb latency snapshot large; do
     [[ $skip == *,$phase,* ]] && continue
     _bp_settle
     "_bp_phase_$phase"
@@ -914,5 +1372,6 @@ PY
   _bp_report "$out"
   mkdir -p "${out%.json}-logs"
   cp "$BP_WORK"/*.log "${out%.json}-logs/" 2>/dev/null || true
+  cp "$BP_WORK"/large-*.csv "$BP_WORK"/large-*.watch "${out%.json}-logs/" 2>/dev/null || true
   _bp_log "saved $out (logs in ${out%.json}-logs/)"
 }
