@@ -1,5 +1,8 @@
 #include "server/composition.hpp"
 
+#include "engines/ledger/ledger.hpp"
+#include "server/ledger_tools.hpp"
+
 #include "connectors/jsonl/jsonl_sink.hpp"
 #include "connectors/mariadb/mariadb_prober.hpp"
 #include "connectors/pg/pg_prober.hpp"
@@ -27,6 +30,8 @@ struct application::parts {
     connectors::sqlite::sqlite_prober sqlite;
     connectors::jsonl::jsonl_prober jsonl;
     engines::stream::stream_log log = [](std::string_view, std::string_view) {};
+    std::mutex ledger_mu;
+    std::unique_ptr<engines::ledger::ledger> ledger;  // opened on first use; outlives the streams
     std::unique_ptr<engines::stream::stream_manager> streams;
 };
 
@@ -84,6 +89,7 @@ void application::register_product(mcp_server& server) {
     register_stream_tools(server, stream_deps{deps, *parts_->streams, [deps](engines::context::stream_record r) {
                                                   return drop_stream_slot(deps, std::move(r));
                                               }});
+    register_ledger_tools(server, ledger_deps{ledger(), *parts_->streams, parts_->context});
 }
 
 namespace {
@@ -141,15 +147,27 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     settings.name = req.name;
     settings.snapshot = req.snapshot;
     const std::string database = src.spec.database;
-    std::unique_ptr<connectors::change_sink> sink;
-    if (dst.spec.kind == connectors::db_kind::jsonl)
-        sink = std::make_unique<connectors::jsonl::jsonl_sink>(dst.spec.path, database);
-    else if (dst.spec.kind == connectors::db_kind::postgresql)
-        sink = std::make_unique<connectors::pg::pg_sink>(dst.spec, dst.password);
-    else
-        sink = std::make_unique<connectors::sqlite::sqlite_sink>(dst.spec.path);
-    return std::make_unique<engines::stream::stream_runner>(
-        settings, std::make_unique<connectors::pg::pg_source>(std::move(o)), std::move(sink), std::move(log));
+    // Source and sink are built again after a transient failure (reconnect).
+    auto make_parts = [o, dst, database]() {
+        std::unique_ptr<connectors::change_sink> sink;
+        if (dst.spec.kind == connectors::db_kind::jsonl)
+            sink = std::make_unique<connectors::jsonl::jsonl_sink>(dst.spec.path, database);
+        else if (dst.spec.kind == connectors::db_kind::postgresql)
+            sink = std::make_unique<connectors::pg::pg_sink>(dst.spec, dst.password);
+        else
+            sink = std::make_unique<connectors::sqlite::sqlite_sink>(dst.spec.path);
+        return std::make_pair(std::unique_ptr<connectors::change_source>(std::make_unique<connectors::pg::pg_source>(o)),
+                              std::move(sink));
+    };
+    auto first = make_parts();
+    return std::make_unique<engines::stream::stream_runner>(settings, std::move(first.first), std::move(first.second),
+                                                            std::move(log), make_parts, &ledger());
+}
+
+engines::ledger::ledger& application::ledger() {
+    std::lock_guard lock(parts_->ledger_mu);
+    if (!parts_->ledger) parts_->ledger = std::make_unique<engines::ledger::ledger>(home_ / "ledger.db");
+    return *parts_->ledger;
 }
 
 server_info product_info() {

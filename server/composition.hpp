@@ -13,6 +13,10 @@
 #include <filesystem>
 #include <memory>
 
+namespace datavor::engines::ledger {
+class ledger;
+}
+
 namespace datavor::server {
 
 class application {
@@ -44,6 +48,9 @@ public:
     // Builds a stream from its parts; throws std::invalid_argument with what to fix.
     std::unique_ptr<engines::stream::stream_runner> make_stream(const stream_request& req,
                                                                 engines::stream::stream_log log);
+
+    // The ledger (ledger.db in the home folder), opened on first use.
+    engines::ledger::ledger& ledger();
 
 private:
     struct parts;

@@ -1,6 +1,8 @@
 // datavor: the MCP server (`serve`) and its CLI mirrors for scripts.
 #include "engines/context/connections.hpp"
 #include "server/composition.hpp"
+#include "server/ledger_tools.hpp"
+#include "engines/ledger/ledger.hpp"
 #include "server/mcp_session.hpp"
 #include "server/transports.hpp"
 
@@ -41,6 +43,11 @@ constexpr const char* usage = R"(Usage:
                      [--snapshot initial|never|only] [--home DIR]
       Runs one stream in the foreground until SIGINT/SIGTERM, then stops cleanly.
       Progress goes to stderr once a second.
+  datavor ledger show [--stream S] [--kind K] [--status open|retried|dismissed] [--table T]
+                     [--limit N] [--summary] [--json] [--home DIR]
+      Reads the sync ledger (ledger.db): batches, failed rows, lifecycle, retries.
+  datavor ledger verify [--home DIR]
+      Recomputes the hash chain; exit 0 when intact, 3 when an entry was removed or altered.
   datavor claude-config [--home DIR]
       Prints a claude_desktop_config.json block for this binary (absolute path).
   datavor --version
@@ -57,7 +64,7 @@ struct args {
     }
 };
 
-const std::set<std::string> flags = {"--json", "--replace", "--password-stdin", "--help", "--version"};
+const std::set<std::string> flags = {"--json", "--replace", "--password-stdin", "--help", "--version", "--summary"};
 
 args parse_args(int argc, char** argv) {
     args a;
@@ -308,6 +315,62 @@ int claude_config(const args& a) {
     return 0;
 }
 
+int ledger_cmd(const args& a) {
+    if (a.positional.size() < 2) throw std::invalid_argument("ledger needs a subcommand: show or verify");
+    const std::string& sub = a.positional[1];
+    const auto home = home_of(a);
+    if (!std::filesystem::exists(home / "ledger.db")) {
+        std::cerr << "datavor: no ledger yet in " << home.string() << " (it is created when a stream first runs)\n";
+        return 1;
+    }
+    engines::ledger::ledger l(home / "ledger.db");
+    if (sub == "verify") {
+        auto v = l.verify();
+        if (v.ok) {
+            std::cout << "ledger intact: " << v.entries << " entries chained";
+            if (v.rolled_up) std::cout << ", " << v.rolled_up << " rolled up by retention (recorded)";
+            std::cout << "\n";
+            return 0;
+        }
+        std::cout << "ledger BROKEN at entry " << v.first_bad_seq << ": " << v.problem << " (" << v.entries
+                  << " entries verified before it)\n";
+        return 3;
+    }
+    if (sub != "show") throw std::invalid_argument("unknown ledger subcommand " + sub + ": use show or verify");
+    const std::string stream = a.get("--stream");
+    if (a.has("--summary")) {
+        if (stream.empty()) throw std::invalid_argument("--summary needs --stream");
+        for (const auto& c : l.failed_summary(stream))
+            std::cout << c.error_class << "\t" << c.table << "\t" << c.code << "\topen " << c.open << "\ttotal " << c.total
+                      << "\tfirst " << server::utc_iso_us(c.first_us) << "\tlast " << server::utc_iso_us(c.last_us) << "\n";
+        return 0;
+    }
+    engines::ledger::query q;
+    q.stream = stream;
+    q.kind = a.get("--kind");
+    q.status = a.get("--status");
+    q.table = a.get("--table");
+    q.limit = static_cast<std::size_t>(std::stoul(a.get("--limit", "50")));
+    q.newest_first = true;
+    auto entries = l.find(q);
+    std::reverse(entries.begin(), entries.end());
+    for (const auto& e : entries) {
+        if (a.has("--json")) {
+            server::json_doc d(rapidjson::kObjectType);
+            server::json_value v = server::ledger_entry_json(e, d.GetAllocator());
+            d.CopyFrom(v, d.GetAllocator());
+            std::cout << server::to_json(d) << "\n";
+            continue;
+        }
+        std::cout << e.seq << "\t" << server::utc_iso_us(e.at_us) << "\t" << e.stream << "\t" << e.kind;
+        for (const auto* f : {&e.table, &e.op, &e.row_key, &e.position, &e.error_class, &e.code, &e.status})
+            if (!f->empty()) std::cout << "\t" << *f;
+        if (!e.message.empty()) std::cout << "\t" << e.message;
+        std::cout << "\n";
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -325,6 +388,7 @@ int main(int argc, char** argv) {
         if (a.positional[0] == "claude-config") return claude_config(a);
         if (a.positional[0] == "stream") return stream_cmd(a);
         if (a.positional[0] == "connection") return connection_cmd(a);
+        if (a.positional[0] == "ledger") return ledger_cmd(a);
         std::cerr << "datavor: unknown command " << a.positional[0] << "\n" << usage;
         return 2;
     } catch (const std::exception& e) {

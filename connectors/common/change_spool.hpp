@@ -51,6 +51,12 @@ public:
     // empty when everything was read. rewind() starts over.
     std::vector<change_event> read(std::size_t max_changes);
     void rewind();
+    // Where reading is, to read a part again (the engine's row fallback).
+    mark_t read_mark() const { return {read_offset_, read_changes_}; }
+    void seek_read(mark_t at) {
+        read_offset_ = at.offset;
+        read_changes_ = at.changes;
+    }
 
 private:
     void flush();

@@ -4,6 +4,9 @@
 // PostgreSQL, JSON lines now; Kafka next) implements one of these; the stream
 // engine (engines/stream) knows nothing else about them.
 //
+// Errors: sinks and sources throw connector_error (connector_error.hpp), whose
+// kind (data, transient, fatal) the stream engine acts on.
+//
 // Lifecycle: open() once, then reads/applies, then close(). One coroutine at a
 // time uses an instance (the stream's strand). Cancellation: every awaitable
 // honours the caller's cancellation slot; a cancelled source or sink is closed
@@ -94,7 +97,7 @@ public:
     virtual boost::asio::awaitable<void> apply_snapshot(snapshot_batch batch) = 0;
     // Applies the transactions and records `position` in one target transaction.
     // Every transaction here has its changes in memory (none is spooled).
-    virtual boost::asio::awaitable<void> apply(std::vector<transaction> txns, lsn position) = 0;
+    virtual boost::asio::awaitable<void> apply(const std::vector<transaction>& txns, lsn position) = 0;
     // A transaction too large to hold in memory, applied in parts inside one
     // target transaction: begin_transaction (its header: xid, positions,
     // commit time; no changes), apply_changes for each part in order, then
@@ -104,6 +107,13 @@ public:
     virtual boost::asio::awaitable<void> begin_transaction(const transaction& header) = 0;
     virtual boost::asio::awaitable<void> apply_changes(std::vector<change_event> changes) = 0;
     virtual boost::asio::awaitable<void> commit_transaction(lsn position) = 0;
+    // Inside an open transaction (begin_transaction): isolates a part so that
+    // a data error undoes only it. rollback_to_savepoint also releases it.
+    // One at a time (not nested). A sink that cannot fail on data (JSON
+    // lines) keeps the defaults.
+    virtual boost::asio::awaitable<void> savepoint() { co_return; }
+    virtual boost::asio::awaitable<void> rollback_to_savepoint() { co_return; }
+    virtual boost::asio::awaitable<void> release_savepoint() { co_return; }
     virtual boost::asio::awaitable<void> commit_position(lsn position) = 0;
     virtual boost::asio::awaitable<void> close() = 0;
 };

@@ -184,7 +184,7 @@ boost::asio::awaitable<void> jsonl_sink::apply_snapshot(snapshot_batch batch) {
     co_return;
 }
 
-boost::asio::awaitable<void> jsonl_sink::apply(std::vector<transaction> txns, lsn position) {
+boost::asio::awaitable<void> jsonl_sink::apply(const std::vector<transaction>& txns, lsn position) {
     const auto now = now_ms();
     for (const auto& t : txns)
         for (const auto& c : t.changes) {

@@ -2,15 +2,18 @@
 // An infrastructure failure talking to PostgreSQL: carries the SQLSTATE (empty
 // when the failure is not from the server, e.g. connection refused) and
 // whether retrying later may help.
-#include <stdexcept>
+#include "connectors/common/connector_error.hpp"
+
 #include <string>
 
 namespace datavor::connectors::pg {
 
-class pg_error : public std::runtime_error {
+class pg_error : public connector_error {
 public:
     pg_error(std::string message, std::string sqlstate, bool retryable)
-        : std::runtime_error(std::move(message)), sqlstate_(std::move(sqlstate)), retryable_(retryable) {}
+        : connector_error(std::move(message), classify_sqlstate(sqlstate, retryable), sqlstate),
+          sqlstate_(std::move(sqlstate)),
+          retryable_(retryable) {}
     const std::string& sqlstate() const noexcept { return sqlstate_; }
     bool retryable() const noexcept { return retryable_; }
 

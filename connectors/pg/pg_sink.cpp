@@ -133,7 +133,7 @@ asio::awaitable<void> pg_sink::apply_snapshot(snapshot_batch batch) {
     co_await impl_->db->simple_query(std::move(sql));
 }
 
-asio::awaitable<void> pg_sink::apply(std::vector<transaction> txns, lsn position) {
+asio::awaitable<void> pg_sink::apply(const std::vector<transaction>& txns, lsn position) {
     std::string sql = "BEGIN;\n";
     for (const auto& t : txns)
         for (const auto& c : t.changes) add_change(sql, c);

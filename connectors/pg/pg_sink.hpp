@@ -26,7 +26,7 @@ public:
     boost::asio::awaitable<std::optional<lsn>> open(std::string stream) override;
     boost::asio::awaitable<void> prepare_table(std::shared_ptr<const table_schema> table, bool truncate) override;
     boost::asio::awaitable<void> apply_snapshot(snapshot_batch batch) override;
-    boost::asio::awaitable<void> apply(std::vector<transaction> txns, lsn position) override;
+    boost::asio::awaitable<void> apply(const std::vector<transaction>& txns, lsn position) override;
     boost::asio::awaitable<void> begin_transaction(const transaction& header) override;
     boost::asio::awaitable<void> apply_changes(std::vector<change_event> changes) override;
     boost::asio::awaitable<void> commit_transaction(lsn position) override;

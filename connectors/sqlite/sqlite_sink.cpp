@@ -1,5 +1,6 @@
 #include "connectors/sqlite/sqlite_sink.hpp"
 
+#include "connectors/common/connector_error.hpp"
 #include "connectors/common/sql_quote.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -62,6 +63,16 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
     std::string out;
     for (const auto& p : parts) out += (out.empty() ? "" : std::string(sep)) + p;
     return out;
+}
+
+// A SQLite failure as the stream engine understands it (by result code).
+connector_error classified(const SQLite::Exception& e) {
+    const int code = e.getExtendedErrorCode();
+    std::string msg = std::string("SQLite target: ") + e.what();
+    const auto kind = classify_sqlite(code);
+    if ((code & 0xff) == 13) msg += " (the disk holding the target is full: free space; the stream retries)";
+    if ((code & 0xff) == 5) msg += " (another process holds the target locked; the stream retries)";
+    return connector_error(std::move(msg), kind, "sqlite:" + std::to_string(code));
 }
 
 }  // namespace
@@ -160,8 +171,16 @@ struct sqlite_sink::impl {
         return "DELETE FROM " + q(target_table_name(t)) + " WHERE " + join(conds, " AND ");
     }
 
+    // A statement that failed is reset too: cached statements are reused, and
+    // one left mid-step cannot be bound again.
     static void run(SQLite::Statement& st) {
-        st.exec();
+        try {
+            st.exec();
+        } catch (...) {
+            st.tryReset();
+            st.clearBindings();
+            throw;
+        }
         st.reset();
         st.clearBindings();
     }
@@ -246,87 +265,147 @@ sqlite_sink::sqlite_sink(std::filesystem::path path) : impl_(std::make_unique<im
 sqlite_sink::~sqlite_sink() = default;
 
 boost::asio::awaitable<std::optional<lsn>> sqlite_sink::open(std::string stream) {
-    auto& s = *impl_;
-    s.stream = std::move(stream);
-    s.db = std::make_unique<SQLite::Database>(s.path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    s.db->exec("PRAGMA journal_mode=WAL");
-    s.db->exec("PRAGMA synchronous=NORMAL");
-    s.db->setBusyTimeout(10000);
-    s.db->exec("CREATE TABLE IF NOT EXISTS _datavor_offsets (stream TEXT PRIMARY KEY, position TEXT NOT NULL, "
-               "position_int INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
-    SQLite::Statement q(*s.db, "SELECT position FROM _datavor_offsets WHERE stream = ?");
-    q.bind(1, s.stream);
-    if (q.executeStep()) co_return lsn::parse(q.getColumn(0).getString());
-    co_return std::nullopt;
+    try {
+        auto& s = *impl_;
+        s.stream = std::move(stream);
+        s.db = std::make_unique<SQLite::Database>(s.path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        s.db->exec("PRAGMA journal_mode=WAL");
+        s.db->exec("PRAGMA synchronous=NORMAL");
+        s.db->setBusyTimeout(10000);
+        s.db->exec("CREATE TABLE IF NOT EXISTS _datavor_offsets (stream TEXT PRIMARY KEY, position TEXT NOT NULL, "
+                   "position_int INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
+        SQLite::Statement q(*s.db, "SELECT position FROM _datavor_offsets WHERE stream = ?");
+        q.bind(1, s.stream);
+        if (q.executeStep()) co_return lsn::parse(q.getColumn(0).getString());
+        co_return std::nullopt;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
 }
 
 boost::asio::awaitable<void> sqlite_sink::prepare_table(std::shared_ptr<const table_schema> table, bool truncate) {
-    auto& s = *impl_;
-    std::vector<std::string> cols, keys;
-    for (const auto& c : table->columns) {
-        cols.push_back(q(c.name) + " " + column_type(c));
-        if (c.key) keys.push_back(q(c.name));
+    try {
+        auto& s = *impl_;
+        std::vector<std::string> cols, keys;
+        for (const auto& c : table->columns) {
+            cols.push_back(q(c.name) + " " + column_type(c));
+            if (c.key) keys.push_back(q(c.name));
+        }
+        if (!keys.empty()) cols.push_back("PRIMARY KEY (" + join(keys, ", ") + ")");
+        const std::string name = q(target_table_name(*table));
+        s.db->exec("CREATE TABLE IF NOT EXISTS " + name + " (" + join(cols, ", ") + ")");
+        // A table that exists with fewer columns gets the new ones (schema drift
+        // proper is the Suggestion engine's job; a new nullable column is safe).
+        std::map<std::string, bool> have;
+        SQLite::Statement info(*s.db, "SELECT name FROM pragma_table_info(?)");
+        info.bind(1, target_table_name(*table));
+        while (info.executeStep()) have[info.getColumn(0).getString()] = true;
+        for (const auto& c : table->columns)
+            if (!have.count(c.name)) s.db->exec("ALTER TABLE " + name + " ADD COLUMN " + q(c.name) + " " + column_type(c));
+        if (truncate) s.db->exec("DELETE FROM " + name);
+        s.hot.clear();  // statements may refer to an old shape
+        s.statements.clear();
+        co_return;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
     }
-    if (!keys.empty()) cols.push_back("PRIMARY KEY (" + join(keys, ", ") + ")");
-    const std::string name = q(target_table_name(*table));
-    s.db->exec("CREATE TABLE IF NOT EXISTS " + name + " (" + join(cols, ", ") + ")");
-    // A table that exists with fewer columns gets the new ones (schema drift
-    // proper is the Suggestion engine's job; a new nullable column is safe).
-    std::map<std::string, bool> have;
-    SQLite::Statement info(*s.db, "SELECT name FROM pragma_table_info(?)");
-    info.bind(1, target_table_name(*table));
-    while (info.executeStep()) have[info.getColumn(0).getString()] = true;
-    for (const auto& c : table->columns)
-        if (!have.count(c.name)) s.db->exec("ALTER TABLE " + name + " ADD COLUMN " + q(c.name) + " " + column_type(c));
-    if (truncate) s.db->exec("DELETE FROM " + name);
-    s.hot.clear();  // statements may refer to an old shape
-    s.statements.clear();
-    co_return;
 }
 
 boost::asio::awaitable<void> sqlite_sink::apply_snapshot(snapshot_batch batch) {
-    auto& s = *impl_;
-    SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
-    for (const auto& r : batch.rows) s.upsert_all(batch.table, r);
-    tx.commit();
-    co_return;
+    try {
+        auto& s = *impl_;
+        SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        for (const auto& r : batch.rows) s.upsert_all(batch.table, r);
+        tx.commit();
+        co_return;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
 }
 
-boost::asio::awaitable<void> sqlite_sink::apply(std::vector<transaction> txns, lsn position) {
-    auto& s = *impl_;
-    SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
-    for (const auto& t : txns)
-        for (const auto& c : t.changes) s.apply_change(c);
-    s.write_position(position);
-    tx.commit();
-    co_return;
+boost::asio::awaitable<void> sqlite_sink::apply(const std::vector<transaction>& txns, lsn position) {
+    try {
+        auto& s = *impl_;
+        SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        for (const auto& t : txns)
+            for (const auto& c : t.changes) s.apply_change(c);
+        s.write_position(position);
+        tx.commit();
+        co_return;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
 }
 
 boost::asio::awaitable<void> sqlite_sink::begin_transaction(const transaction&) {
-    auto& s = *impl_;
-    s.open_tx.emplace(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
-    co_return;
+    try {
+        auto& s = *impl_;
+        s.open_tx.emplace(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        co_return;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
 }
 
 boost::asio::awaitable<void> sqlite_sink::apply_changes(std::vector<change_event> changes) {
-    auto& s = *impl_;
-    for (const auto& c : changes) s.apply_change(c);
-    co_return;
+    try {
+        auto& s = *impl_;
+        for (const auto& c : changes) s.apply_change(c);
+        co_return;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
 }
 
 boost::asio::awaitable<void> sqlite_sink::commit_transaction(lsn position) {
-    auto& s = *impl_;
-    s.write_position(position);
-    s.open_tx->commit();
-    s.open_tx.reset();
-    co_return;
+    try {
+        auto& s = *impl_;
+        s.write_position(position);
+        s.open_tx->commit();
+        s.open_tx.reset();
+        co_return;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
 }
 
 boost::asio::awaitable<void> sqlite_sink::commit_position(lsn position) {
-    auto& s = *impl_;
-    SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
-    s.write_position(position);
-    tx.commit();
+    try {
+        auto& s = *impl_;
+        SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        s.write_position(position);
+        tx.commit();
+        co_return;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
+}
+
+boost::asio::awaitable<void> sqlite_sink::savepoint() {
+    try {
+        impl_->db->exec("SAVEPOINT datavor_row");
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_sink::rollback_to_savepoint() {
+    try {
+        impl_->db->exec("ROLLBACK TO datavor_row");
+        impl_->db->exec("RELEASE datavor_row");
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
+    co_return;
+}
+
+boost::asio::awaitable<void> sqlite_sink::release_savepoint() {
+    try {
+        impl_->db->exec("RELEASE datavor_row");
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
     co_return;
 }
 

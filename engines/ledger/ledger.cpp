@@ -163,6 +163,10 @@ CREATE TABLE IF NOT EXISTS failed_state (
   status TEXT NOT NULL, resolved_seq INTEGER);
 CREATE INDEX IF NOT EXISTS failed_open ON failed_state (stream, status, seq);
 )sql");
+        read_head();
+    }
+
+    void read_head() {
         SQLite::Statement last(*db, "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
         if (last.executeStep()) {
             last_seq = last.getColumn(0).getInt64();
@@ -217,6 +221,7 @@ CREATE INDEX IF NOT EXISTS failed_open ON failed_state (stream, status, seq);
         const auto hash0 = last_hash;
         try {
             SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
+            read_head();  // another process (datavor ledger retry) may have appended
             for (auto& e : batch) insert(e);
             tx.commit();
         } catch (...) {
@@ -521,6 +526,7 @@ std::int64_t ledger::apply_retention(const retention& ret) {
     const auto hash0 = s.last_hash;
     try {
         SQLite::Transaction tx(*s.db, SQLite::TransactionBehavior::IMMEDIATE);
+        s.read_head();
         s.insert(roll);
         for (const auto& g : ranges) {
             SQLite::Statement del(*s.db, "DELETE FROM entries WHERE seq BETWEEN ? AND ? AND kind = 'batch'");

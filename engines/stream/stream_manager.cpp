@@ -129,6 +129,27 @@ std::string stream_manager::resnapshot(const std::string& name, const std::strin
     return it->second->runner->request_resnapshot(table);
 }
 
+std::shared_ptr<const retry_outcome> stream_manager::retry(const std::string& name, std::vector<std::int64_t> seqs) {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    if (it == streams_.end() || it->second->done) return nullptr;
+    return it->second->runner->request_retry(std::move(seqs));
+}
+
+std::optional<retry_outcome> stream_manager::retry_state(const std::string& name,
+                                                         const std::shared_ptr<const retry_outcome>& h) const {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    if (it == streams_.end()) return std::nullopt;
+    return it->second->runner->outcome(h);
+}
+
+void stream_manager::reload_holds(const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    if (it != streams_.end() && !it->second->done) it->second->runner->request_reload_holds();
+}
+
 void stream_manager::resume_saved() {
     for (const auto& rec : ctx_.list_streams()) {
         if (rec.state != "running") continue;

@@ -43,6 +43,11 @@ public:
     std::optional<stream_status> status(const std::string& name) const;
     // Queues a re-snapshot of one table of a running stream: "" when queued, or why not.
     std::string resnapshot(const std::string& name, const std::string& table);
+    // Failed rows (issue 4): a retry queued on a running stream (nullptr:
+    // not running), its outcome so far, and held keys reloaded after a dismissal.
+    std::shared_ptr<const retry_outcome> retry(const std::string& name, std::vector<std::int64_t> seqs);
+    std::optional<retry_outcome> retry_state(const std::string& name, const std::shared_ptr<const retry_outcome>& h) const;
+    void reload_holds(const std::string& name);
     // Starts every saved stream whose state is running (process start).
     void resume_saved();
     // Stops every stream, keeping their saved state so they resume next time.

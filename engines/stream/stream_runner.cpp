@@ -1,8 +1,11 @@
 #include "engines/stream/stream_runner.hpp"
 
 #include "connectors/common/change_spool.hpp"
+#include "engines/ledger/ledger.hpp"
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <utility>
@@ -13,8 +16,14 @@ using namespace datavor::connectors;
 namespace datavor::engines::stream {
 
 stream_runner::stream_runner(stream_settings settings, std::unique_ptr<change_source> source,
-                             std::unique_ptr<change_sink> sink, stream_log log)
-    : settings_(std::move(settings)), source_(std::move(source)), sink_(std::move(sink)), log_(std::move(log)) {
+                             std::unique_ptr<change_sink> sink, stream_log log, parts_factory reconnect,
+                             ledger::ledger* ledger)
+    : settings_(std::move(settings)),
+      source_(std::move(source)),
+      sink_(std::move(sink)),
+      log_(std::move(log)) {
+    reconnect_ = std::move(reconnect);
+    ledger_ = ledger;
     status_.name = settings_.name;
     status_.started_at = std::chrono::system_clock::now();
 }
@@ -30,7 +39,7 @@ void stream_runner::set_state(std::string state, std::string error) {
 stream_status stream_runner::status() const {
     std::lock_guard lock(mu_);
     stream_status s = status_;
-    s.source = source_->health();
+    if (source_) s.source = source_->health();
     if (!window_.empty()) {
         std::vector<double> lat;
         std::size_t changes = 0;
@@ -138,32 +147,104 @@ void stream_runner::record_batch(const batch_summary& b) {
     while (!window_.empty() && now - window_.front().at > std::chrono::minutes(1)) window_.pop_front();
 }
 
-asio::awaitable<void> stream_runner::run() {
-    std::exception_ptr failure;
-    bool cancelled = false;
-    try {
-        co_await run_steps();
-    } catch (const boost::system::system_error& e) {
-        if (e.code() == asio::error::operation_aborted) cancelled = true;
-        else failure = std::current_exception();
-    } catch (const std::exception&) {
-        failure = std::current_exception();
-    }
+void stream_runner::ledger_event(std::string op, std::string message, std::string body, std::string position) {
+    if (!ledger_) return;
+    ledger::entry e;
+    e.stream = settings_.name;
+    e.kind = ledger::kind_lifecycle;
+    e.op = std::move(op);
+    e.message = std::move(message);
+    e.body = std::move(body);
+    e.position = std::move(position);
+    ledger_->append(std::move(e));
+}
+
+asio::awaitable<void> stream_runner::close_parts() {
     // Close politely even after a cancellation: the source tells the server
     // what the target has committed before it disconnects.
     co_await asio::this_coro::reset_cancellation_state();
-    co_await source_->close();
-    co_await sink_->close();
+    if (source_) co_await source_->close();
+    if (sink_) co_await sink_->close();
+}
+
+asio::awaitable<void> stream_runner::run() {
+    std::exception_ptr failure;
+    bool cancelled = false;
+    ledger_event("start", "stream " + settings_.name + " starts");
+    asio::steady_timer backoff(co_await asio::this_coro::executor);
+    std::chrono::seconds wait{1};
+    for (;;) {
+        std::string transient;
+        try {
+            co_await run_steps();
+            break;  // a snapshot-only stream ends by itself
+        } catch (const connector_error& e) {
+            if (e.kind() != failure_kind::transient || !reconnect_) {
+                failure = std::current_exception();
+                break;
+            }
+            transient = e.what();
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) cancelled = true;
+            else failure = std::current_exception();
+            break;
+        } catch (const std::exception&) {
+            failure = std::current_exception();
+            break;
+        }
+        // Transient: nothing is set aside. Close, wait, reconnect, resume
+        // from the target's committed position. Nothing is read meanwhile.
+        co_await asio::this_coro::reset_cancellation_state();
+        co_await close_parts();
+        {
+            std::lock_guard lock(mu_);
+            status_.state = "degraded";
+            status_.degraded_reason = transient + " (reconnecting in " + std::to_string(wait.count()) + " s)";
+            status_.last_error = transient;
+            ++status_.reconnects;
+        }
+        log_("warning", "stream " + settings_.name + ": " + transient + "; reconnecting in " +
+                            std::to_string(wait.count()) + " s");
+        ledger_event("degraded", transient);
+        try {
+            backoff.expires_after(wait);
+            co_await backoff.async_wait(asio::use_awaitable);
+            auto parts = reconnect_();
+            std::lock_guard lock(mu_);
+            source_ = std::move(parts.first);
+            sink_ = std::move(parts.second);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) cancelled = true;
+            else failure = std::current_exception();
+            break;
+        } catch (const std::exception&) {
+            failure = std::current_exception();
+            break;
+        }
+        // Back off further while the failures repeat; a stream that got going
+        // again starts over at a second (run_steps resets `wait_reset_`).
+        wait = std::min(wait * 2, std::chrono::seconds(30));
+        if (wait_reset_) {
+            wait = std::chrono::seconds(2);
+            wait_reset_ = false;
+        }
+    }
+    co_await asio::this_coro::reset_cancellation_state();  // a cancelled frame would refuse to await the close
+    co_await close_parts();
     if (failure) {
         try {
             std::rethrow_exception(failure);
         } catch (const std::exception& e) {
             set_state("failed", e.what());
             log_("error", "stream " + settings_.name + " failed: " + e.what());
+            ledger_event("error", e.what());
         }
+        if (ledger_) ledger_->flush(std::chrono::seconds(5));
         std::rethrow_exception(failure);
     }
     set_state("stopped");
+    ledger_event("stop", "stream " + settings_.name + " stopped");
+    if (ledger_) ledger_->flush(std::chrono::seconds(5));
     if (cancelled) log_("info", "stream " + settings_.name + " stopped");
 }
 
@@ -183,15 +264,19 @@ void stream_runner::warn_on_slot_health() {
 }
 
 asio::awaitable<void> stream_runner::run_steps() {
+    prepared_.clear();
     auto committed = co_await sink_->open(settings_.name);
     auto opened = co_await source_->open(committed, settings_.snapshot);
     {
         std::lock_guard lock(mu_);
         if (committed) status_.applied = *committed;
     }
+    if (committed) ledger_event("resume", "resuming from the target's position", "{}", committed->to_string());
+    load_holds();
     for (const auto& t : opened.tables) {
         co_await sink_->prepare_table(t, opened.snapshot_needed);
         prepared_[t->relation_id] = t->version;
+        schemas_[t->qualified()] = t;
     }
     committed_ = opened.start;
     if (opened.snapshot_needed) {
@@ -214,6 +299,8 @@ asio::awaitable<void> stream_runner::run_steps() {
         }
         log_("info", "stream " + settings_.name + ": snapshot of " + std::to_string(opened.tables.size()) +
                          " table(s) at " + opened.start.to_string());
+        ledger_event("snapshot_begin", std::to_string(opened.tables.size()) + " table(s)", "{}",
+                     opened.start.to_string());
         while (auto batch = co_await source_->read_snapshot()) {
             snapshot_rows_copied(*batch);
             if (!batch->rows.empty()) co_await sink_->apply_snapshot(std::move(*batch));
@@ -226,25 +313,34 @@ asio::awaitable<void> stream_runner::run_steps() {
             status_.snapshot.active = false;
         }
         log_("info", "stream " + settings_.name + ": snapshot done");
+        {
+            std::uint64_t rows = 0;
+            {
+                std::lock_guard lock(mu_);
+                rows = status_.snapshot.rows;
+            }
+            ledger_event("snapshot_end", std::to_string(rows) + " rows copied",
+                         "{\"rows\":" + std::to_string(rows) + "}", opened.start.to_string());
+        }
         if (settings_.snapshot == snapshot_mode::only) co_return;
     }
     {
         std::lock_guard lock(mu_);
+        table_names_.clear();
         for (const auto& t : opened.tables) table_names_.push_back(t->qualified());
+        status_.degraded_reason.clear();
+        status_.state = "streaming";
     }
-    set_state("streaming");
+    bool going = false;
     for (;;) {
         auto txns = co_await source_->read_transactions(settings_.max_batch_changes);
-        for (;;) {  // re-snapshots asked for, between two batches
-            std::string table;
-            {
-                std::lock_guard lock(mu_);
-                if (resnapshot_queue_.empty()) break;
-                table = resnapshot_queue_.front();
-            }
-            co_await resnapshot(table);
-        }
+        co_await between_batches();
         if (txns.empty()) continue;
+        co_await wait_for_ledger();
+        if (!going) {
+            going = true;
+            wait_reset_ = true;  // connected and moving: the next failure backs off from the start
+        }
         warn_on_slot_health();
         // Transactions held in memory go to the sink together; a spooled
         // (large) one alone, in parts inside one target transaction.
@@ -272,57 +368,69 @@ asio::awaitable<void> stream_runner::prepare_tables(const std::vector<change_eve
         if (it == prepared_.end() || it->second != c.table->version) {
             co_await sink_->prepare_table(c.table, false);
             prepared_[c.table->relation_id] = c.table->version;
+            schemas_[c.table->qualified()] = c.table;
         }
     }
 }
 
-asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> txns) {
-    batch_summary summary;
-    for (const auto& t : txns) {
-        co_await prepare_tables(t.changes);
-        summary.add(t);
+// Work asked for from outside, done between two batches on this strand.
+asio::awaitable<void> stream_runner::between_batches() {
+    for (;;) {  // re-snapshots
+        std::string table;
+        {
+            std::lock_guard lock(mu_);
+            if (resnapshot_queue_.empty()) break;
+            table = resnapshot_queue_.front();
+        }
+        co_await resnapshot(table);
     }
-    const lsn position = txns.back().end_lsn;
-    co_await sink_->apply(std::move(txns), position);
-    committed_ = position;
-    source_->confirm(position);
-    record_batch(summary);
+    for (;;) {  // retries of failed rows
+        std::pair<std::vector<std::int64_t>, std::shared_ptr<retry_outcome>> job;
+        {
+            std::lock_guard lock(mu_);
+            if (retry_queue_.empty()) break;
+            job = std::move(retry_queue_.front());
+            retry_queue_.pop_front();
+        }
+        co_await retry(job.second, std::move(job.first));
+    }
+    bool reload = false;
+    {
+        std::lock_guard lock(mu_);
+        reload = std::exchange(reload_holds_, false);
+    }
+    if (reload) load_holds();
 }
 
-asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
-    auto& spool = *txn.spooled;
-    const auto total = spool.changes();
-    log_("info", "stream " + settings_.name + ": applying a large transaction (xid " + std::to_string(txn.xid) + ", " +
-                     std::to_string(total) + " changes, " + std::to_string(spool.bytes() >> 20) +
-                     " MiB spilled to disk) in one target transaction");
-    transaction header;
-    header.xid = txn.xid;
-    header.commit_lsn = txn.commit_lsn;
-    header.end_lsn = txn.end_lsn;
-    header.commit_time_us = txn.commit_time_us;
-    batch_summary summary;
-    summary.end = txn.end_lsn;
-    spool.rewind();
-    co_await sink_->begin_transaction(header);
-    auto last_report = std::chrono::steady_clock::now();
+// The stream never runs ahead of its audit trail: while the ledger cannot
+// write, it waits (degraded) with everything since the last entry queued.
+asio::awaitable<void> stream_runner::wait_for_ledger() {
+    if (!ledger_) co_return;
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    bool waited = false;
     for (;;) {
-        auto part = spool.read(settings_.max_batch_changes);
-        if (part.empty()) break;
-        co_await prepare_tables(part);
-        summary.count(part);
-        co_await sink_->apply_changes(std::move(part));
-        co_await source_->heartbeat();
-        if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(5)) {
-            last_report = std::chrono::steady_clock::now();
-            log_("info", "stream " + settings_.name + ": large transaction " + std::to_string(txn.xid) + " at " +
-                             std::to_string(summary.changes) + " of " + std::to_string(total) + " changes");
+        const auto why = ledger_->health();
+        if (why.empty() && ledger_->backlog() < 100000) break;
+        if (!waited) {
+            waited = true;
+            log_("warning", "stream " + settings_.name + " pauses: " +
+                                (why.empty() ? std::string("the ledger is behind") : why));
         }
+        {
+            std::lock_guard lock(mu_);
+            status_.state = "degraded";
+            status_.degraded_reason = "waiting for the ledger: " + (why.empty() ? std::string("it is behind") : why);
+        }
+        co_await source_->heartbeat();
+        t.expires_after(std::chrono::milliseconds(500));
+        co_await t.async_wait(asio::use_awaitable);
     }
-    co_await sink_->commit_transaction(txn.end_lsn);
-    committed_ = txn.end_lsn;
-    source_->confirm(txn.end_lsn);
-    summary.txns.push_back({txn.commit_time_us, summary.changes});
-    record_batch(summary);
+    if (waited) {
+        log_("info", "stream " + settings_.name + ": the ledger writes again; streaming on");
+        std::lock_guard lock(mu_);
+        status_.state = "streaming";
+        status_.degraded_reason.clear();
+    }
 }
 
 // The table is emptied and copied inside one target transaction, between

@@ -10,9 +10,18 @@
 // crash at any point resumes from the target's position and nothing is lost
 // or applied twice.
 //
+// Faults (see engines/README.md): a batch the target rejects for data
+// reasons is applied again change by change under savepoints; the bad
+// changes, and later changes to the same keys (held), are set aside in the
+// ledger and the stream goes on. A transient failure (connection lost,
+// deadlock, target restarting) closes source and sink, shows `degraded`,
+// waits with backoff and reconnects from the target's position. A ledger
+// that cannot write pauses the stream (`degraded`) until it can.
+//
 // Lifecycle: run() until cancelled (clean stop: the batch in progress is
-// either committed or rolled back) or until a failure (throws). One strand:
+// either committed or rolled back) or until a fatal failure (throws). One strand:
 // run() and everything it awaits; status() is thread-safe (a mutex-guarded copy).
+#include "connectors/common/connector_error.hpp"
 #include "connectors/common/stream_parts.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -23,7 +32,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <utility>
 #include <string>
+
+namespace datavor::engines::ledger {
+class ledger;
+struct entry;
+}  // namespace datavor::engines::ledger
 
 namespace datavor::engines::stream {
 
@@ -57,8 +73,12 @@ struct resnapshot_record {
 
 struct stream_status {
     std::string name;
-    std::string state = "starting";  // starting, snapshot, streaming, stopped, failed
+    std::string state = "starting";  // starting, snapshot, streaming, degraded, stopped, failed
     std::string last_error;
+    std::string degraded_reason;      // while degraded: what it waits for
+    std::uint64_t reconnects = 0;     // after transient failures
+    std::uint64_t rows_set_aside = 0; // failed or held, since the stream started
+    std::uint64_t held_keys = 0;      // keys whose changes wait behind a failed one
     connectors::lsn applied;          // committed in the target
     std::uint64_t transactions = 0;
     std::uint64_t changes = 0;
@@ -80,10 +100,22 @@ struct stream_settings {
 
 using stream_log = std::function<void(std::string_view level, std::string_view message)>;
 
+// Builds a fresh source and sink (after a transient failure).
+using parts_factory =
+    std::function<std::pair<std::unique_ptr<connectors::change_source>, std::unique_ptr<connectors::change_sink>>()>;
+
+struct retry_outcome {
+    bool done = false;
+    std::vector<std::int64_t> applied;                         // ledger seqs now in the target
+    std::vector<std::pair<std::int64_t, std::string>> failed;  // still failing, why
+    std::string error;                                         // the retry could not run
+};
+
 class stream_runner {
 public:
     stream_runner(stream_settings settings, std::unique_ptr<connectors::change_source> source,
-                  std::unique_ptr<connectors::change_sink> sink, stream_log log);
+                  std::unique_ptr<connectors::change_sink> sink, stream_log log, parts_factory reconnect = {},
+                  ledger::ledger* ledger = nullptr);
     ~stream_runner();
 
     boost::asio::awaitable<void> run();
@@ -92,9 +124,32 @@ public:
     // (between two batches: the table is emptied and copied in one target
     // transaction). Thread-safe. Returns "" when queued, or why not.
     std::string request_resnapshot(const std::string& table);
+    // Re-applies failed rows (ledger seqs; empty: every open one) between two
+    // batches, in order; the outcome fills in when done. Thread-safe.
+    std::shared_ptr<const retry_outcome> request_retry(std::vector<std::int64_t> seqs);
+    // Reloads the held keys from the ledger (after dismiss_failed). Thread-safe.
+    void request_reload_holds();
+    retry_outcome outcome(const std::shared_ptr<const retry_outcome>& handle) const;
 
 private:
     boost::asio::awaitable<void> run_steps();
+    boost::asio::awaitable<void> close_parts();
+    void ledger_event(std::string op, std::string message, std::string body = "{}", std::string position = {});
+    boost::asio::awaitable<void> wait_for_ledger();
+    boost::asio::awaitable<void> between_batches();
+    // Row fallback (stream_apply.cpp).
+    struct change_ref {
+        const connectors::change_event* change;
+        const connectors::transaction* txn;
+    };
+    bool held(const connectors::change_event& c) const;
+    void set_aside(const change_ref& r, const std::string& error_class, const std::string& code,
+                   const std::string& message);
+    boost::asio::awaitable<void> apply_isolated(std::vector<change_ref>& refs, std::uint64_t& applied);
+    boost::asio::awaitable<void> retry(std::shared_ptr<retry_outcome> out, std::vector<std::int64_t> seqs);
+    void load_holds();
+    void ledger_batch(const connectors::lsn& from, const connectors::lsn& to, const std::vector<change_ref>& refs,
+                      std::size_t transactions, double ms);
     void warn_on_slot_health();
     std::chrono::steady_clock::time_point last_health_warning_{};
     std::chrono::steady_clock::time_point last_snapshot_report_{};
@@ -121,6 +176,13 @@ private:
     connectors::lsn committed_;                     // the position the target holds
     std::vector<std::string> table_names_;          // schema.table, once the source is open (guarded by mu_)
     std::deque<std::string> resnapshot_queue_;      // guarded by mu_
+    parts_factory reconnect_;
+    bool wait_reset_ = false;
+    ledger::ledger* ledger_ = nullptr;
+    std::map<std::string, std::set<std::string>> held_;  // table -> keys held behind a failed change
+    std::map<std::string, std::shared_ptr<const connectors::table_schema>> schemas_;  // latest, by schema.table
+    std::deque<std::pair<std::vector<std::int64_t>, std::shared_ptr<retry_outcome>>> retry_queue_;  // guarded by mu_
+    bool reload_holds_ = false;                     // guarded by mu_
     void set_state(std::string state, std::string error = {});
 
     stream_settings settings_;
