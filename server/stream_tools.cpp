@@ -78,6 +78,10 @@ json_value status_json(const ctx::stream_record& rec, const engines::stream::str
         s.AddMember("changes_per_second", live->changes_per_second, a);
         s.AddMember("latency_p50_ms", live->latency_p50_ms, a);
         s.AddMember("latency_p99_ms", live->latency_p99_ms, a);
+        if (!live->degraded_reason.empty()) s.AddMember("degraded_reason", str(live->degraded_reason, a), a);
+        s.AddMember("reconnects", live->reconnects, a);
+        s.AddMember("rows_set_aside", live->rows_set_aside, a);
+        s.AddMember("held_keys", live->held_keys, a);
         if (!live->last_error.empty()) error = live->last_error;
         if (live->source.retained_bytes >= 0 || !live->source.wal_status.empty()) {
             json_value slot(rapidjson::kObjectType);
