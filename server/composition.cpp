@@ -3,6 +3,8 @@
 #include "engines/ledger/ledger.hpp"
 #include "server/ledger_tools.hpp"
 
+#include <cstdlib>
+
 #include "connectors/jsonl/jsonl_sink.hpp"
 #include "connectors/mariadb/mariadb_prober.hpp"
 #include "connectors/pg/pg_prober.hpp"
@@ -160,13 +162,23 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
                               std::move(sink));
     };
     auto first = make_parts();
+    // DATAVOR_LEDGER=off runs a stream without its audit trail: for measuring
+    // the ledger's cost (scripts/bench), not for production.
+    const char* mode = std::getenv("DATAVOR_LEDGER");
+    engines::ledger::ledger* audit = mode && std::string_view(mode) == "off" ? nullptr : &ledger();
     return std::make_unique<engines::stream::stream_runner>(settings, std::move(first.first), std::move(first.second),
-                                                            std::move(log), make_parts, &ledger());
+                                                            std::move(log), make_parts, audit);
 }
 
 engines::ledger::ledger& application::ledger() {
     std::lock_guard lock(parts_->ledger_mu);
-    if (!parts_->ledger) parts_->ledger = std::make_unique<engines::ledger::ledger>(home_ / "ledger.db");
+    if (!parts_->ledger) {
+        // DATAVOR_LEDGER=batches: batch entries without the rows' SHA-256 (bench comparisons).
+        engines::ledger::ledger_options o;
+        const char* mode = std::getenv("DATAVOR_LEDGER");
+        if (mode && std::string_view(mode) == "batches") o.row_checksums = false;
+        parts_->ledger = std::make_unique<engines::ledger::ledger>(home_ / "ledger.db", o);
+    }
     return *parts_->ledger;
 }
 
