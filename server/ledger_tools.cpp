@@ -38,6 +38,20 @@ std::optional<std::int64_t> parse_iso(std::string_view s) {
     return static_cast<std::int64_t>(t) * 1000000 + static_cast<std::int64_t>(sec * 1e6);
 }
 
+// Waits without blocking the thread until the ledger wrote what was appended
+// so far; false when it could not within `max` (it says why in health()).
+boost::asio::awaitable<bool> caught_up(lg::ledger& l, std::chrono::milliseconds max) {
+    const auto ticket = l.ticket();
+    const auto deadline = std::chrono::steady_clock::now() + max;
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    while (!l.written(ticket)) {
+        if (std::chrono::steady_clock::now() >= deadline) co_return false;
+        t.expires_after(std::chrono::milliseconds(20));
+        co_await t.async_wait(boost::asio::use_awaitable);
+    }
+    co_return true;
+}
+
 std::int64_t open_count(lg::ledger& l, const std::string& stream) {
     std::int64_t n = 0;
     for (const auto& c : l.failed_summary(stream)) n += c.open;
@@ -153,7 +167,8 @@ boost::asio::awaitable<json_doc> dismiss_tool(ledger_deps d, json_doc args, std:
     const json_value* s = member(args, "seqs");
     if (!every && !(s && s->IsArray()))
         co_return text_result("Name the failed rows to dismiss with `seqs` (see inspect_ledger), or pass all: true.", true);
-    d.ledger.flush();
+    if (!co_await caught_up(d.ledger, std::chrono::seconds(10)))
+        co_return text_result("The ledger cannot write right now (" + d.ledger.health() + "); try again once it can.", true);
     lg::query q;
     q.stream = stream;
     q.kind = lg::kind_failed;
@@ -176,7 +191,10 @@ boost::asio::awaitable<json_doc> dismiss_tool(ledger_deps d, json_doc args, std:
         for (std::size_t i = 0; i < chosen.size(); ++i) body += (i ? "," : "") + std::to_string(chosen[i]);
         e.body = body + "]}";
         d.ledger.append(std::move(e));
-        d.ledger.flush();
+        if (!co_await caught_up(d.ledger, std::chrono::seconds(10)))
+            co_return text_result("The dismissal is queued but the ledger cannot write right now (" + d.ledger.health() +
+                                      "); it is written as soon as it can.",
+                                  true);
         d.manager.reload_holds(stream);
     }
     json_doc out(rapidjson::kObjectType);

@@ -271,7 +271,9 @@ boost::asio::awaitable<std::optional<lsn>> sqlite_sink::open(std::string stream)
         s.db = std::make_unique<SQLite::Database>(s.path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
         s.db->exec("PRAGMA journal_mode=WAL");
         s.db->exec("PRAGMA synchronous=NORMAL");
-        s.db->setBusyTimeout(10000);
+        // Short: a locked target is a transient failure the stream waits out
+        // asynchronously (backoff), never by sleeping on the io thread.
+        s.db->setBusyTimeout(250);
         s.db->exec("CREATE TABLE IF NOT EXISTS _datavor_offsets (stream TEXT PRIMARY KEY, position TEXT NOT NULL, "
                    "position_int INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
         SQLite::Statement q(*s.db, "SELECT position FROM _datavor_offsets WHERE stream = ?");

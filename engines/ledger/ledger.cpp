@@ -304,6 +304,17 @@ bool ledger::flush(std::chrono::milliseconds max) {
     return true;
 }
 
+std::uint64_t ledger::ticket() const {
+    std::lock_guard lock(impl_->mu);
+    impl_->cv.notify_all();
+    return impl_->appended;
+}
+
+bool ledger::written(std::uint64_t ticket) const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->stored >= ticket;
+}
+
 std::size_t ledger::backlog() const {
     std::lock_guard lock(impl_->mu);
     return impl_->queue.size();

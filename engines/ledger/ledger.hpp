@@ -103,6 +103,9 @@ public:
     // passes; false on timeout (see health()).
     bool flush(std::chrono::milliseconds max = std::chrono::seconds(30));
     std::size_t backlog() const;
+    // For waiting without blocking a thread: take a ticket, then poll written(ticket).
+    std::uint64_t ticket() const;
+    bool written(std::uint64_t ticket) const;
     // Empty when writing works, else why it does not (and what to do).
     std::string health() const;
     const ledger_options& options() const { return options_; }

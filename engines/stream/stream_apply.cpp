@@ -7,6 +7,10 @@
 
 #include "connectors/common/change_spool.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -98,13 +102,39 @@ void stream_runner::set_aside(const change_ref& r, const std::string& error_clas
             ",\"end_lsn\":" + json_string(r.txn->end_lsn.to_string()) +
             ",\"commit_time_us\":" + std::to_string(r.txn->commit_time_us) + ",\"change\":" + change_json(c) + "}";
     e.body = std::move(body);
-    ledger_->append(std::move(e));
+    pending_failed_.push_back(std::move(e));
 }
 
-void stream_runner::load_holds() {
+// The batch committed: its set-aside rows go to the ledger. (Written before
+// the commit, a rolled-back batch would leave entries for rows that are
+// then applied, or set aside again, on the replay.)
+void stream_runner::commit_set_aside() {
+    if (ledger_)
+        for (auto& e : pending_failed_) ledger_->append(std::move(e));
+    pending_failed_.clear();
+}
+
+asio::awaitable<bool> stream_runner::ledger_caught_up(std::chrono::milliseconds max) {
+    if (!ledger_) co_return true;
+    const auto ticket = ledger_->ticket();
+    const auto deadline = std::chrono::steady_clock::now() + max;
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    while (!ledger_->written(ticket)) {
+        if (std::chrono::steady_clock::now() >= deadline) co_return false;
+        t.expires_after(std::chrono::milliseconds(20));
+        co_await t.async_wait(asio::use_awaitable);
+    }
+    co_return true;
+}
+
+asio::awaitable<void> stream_runner::load_holds() {
     held_.clear();
-    if (!ledger_) return;
-    ledger_->flush(std::chrono::seconds(10));
+    pending_failed_.clear();
+    if (!ledger_) co_return;
+    // Failed rows appended earlier must be readable first; a ledger that
+    // cannot write makes the stream wait (wait_for_ledger) rather than
+    // stream without its holds.
+    while (!co_await ledger_caught_up(std::chrono::seconds(1))) co_await wait_for_ledger();
     ledger::query q;
     q.stream = settings_.name;
     q.kind = ledger::kind_failed;
@@ -126,6 +156,7 @@ void stream_runner::load_holds() {
     std::lock_guard lock(mu_);
     status_.held_keys = n;
 }
+
 
 void stream_runner::ledger_batch(const lsn& from, const lsn& to, const std::vector<change_ref>& refs,
                                  std::size_t transactions, double ms) {
@@ -274,6 +305,8 @@ asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> tx
                                 " applied");
     }
     committed_ = position;
+    commit_set_aside();
+    recovered();
     source_->confirm(position);
     record_batch(summary);
     ledger_batch(from, position, refs, txns.size(),
@@ -350,6 +383,8 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
     }
     co_await sink_->commit_transaction(txn.end_lsn);
     committed_ = txn.end_lsn;
+    commit_set_aside();
+    recovered();
     source_->confirm(txn.end_lsn);
     summary.txns.push_back({txn.commit_time_us, summary.changes});
     record_batch(summary);
@@ -407,7 +442,7 @@ asio::awaitable<void> stream_runner::retry(std::shared_ptr<retry_outcome> out, s
     if (!ledger_) {
         result.error = "this stream has no ledger";
     } else {
-        ledger_->flush(std::chrono::seconds(10));
+        co_await ledger_caught_up(std::chrono::seconds(10));
         ledger::query q;
         q.stream = settings_.name;
         q.kind = ledger::kind_failed;
@@ -480,7 +515,7 @@ asio::awaitable<void> stream_runner::retry(std::shared_ptr<retry_outcome> out, s
         body += "]}";
         r.body = std::move(body);
         ledger_->append(std::move(r));
-        load_holds();  // flushes: the retried rows are no longer open
+        co_await load_holds();  // waits for the retry entry: the retried rows are no longer open
         log_("info", "stream " + settings_.name + ": " + std::string(result.applied.size() ? "" : "") + "retry of failed rows: " +
                          std::to_string(result.applied.size()) + " applied, " + std::to_string(result.failed.size()) +
                          " still failing");

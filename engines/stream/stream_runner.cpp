@@ -173,6 +173,7 @@ asio::awaitable<void> stream_runner::run() {
     ledger_event("start", "stream " + settings_.name + " starts");
     asio::steady_timer backoff(co_await asio::this_coro::executor);
     std::chrono::seconds wait{1};
+    bool first_failure = true;
     for (;;) {
         std::string transient;
         try {
@@ -192,6 +193,10 @@ asio::awaitable<void> stream_runner::run() {
             failure = std::current_exception();
             break;
         }
+        // Back off further while the failures repeat; a stream that applied a
+        // batch since the last failure starts over at a second.
+        wait = first_failure || wait_reset_ ? std::chrono::seconds(1) : std::min(wait * 2, std::chrono::seconds(30));
+        first_failure = wait_reset_ = false;
         // Transient: nothing is set aside. Close, wait, reconnect, resume
         // from the target's committed position. Nothing is read meanwhile.
         co_await asio::this_coro::reset_cancellation_state();
@@ -199,6 +204,7 @@ asio::awaitable<void> stream_runner::run() {
         {
             std::lock_guard lock(mu_);
             status_.state = "degraded";
+            recovering_ = true;
             status_.degraded_reason = transient + " (reconnecting in " + std::to_string(wait.count()) + " s)";
             status_.last_error = transient;
             ++status_.reconnects;
@@ -221,13 +227,7 @@ asio::awaitable<void> stream_runner::run() {
             failure = std::current_exception();
             break;
         }
-        // Back off further while the failures repeat; a stream that got going
-        // again starts over at a second (run_steps resets `wait_reset_`).
-        wait = std::min(wait * 2, std::chrono::seconds(30));
-        if (wait_reset_) {
-            wait = std::chrono::seconds(2);
-            wait_reset_ = false;
-        }
+
     }
     co_await asio::this_coro::reset_cancellation_state();  // a cancelled frame would refuse to await the close
     co_await close_parts();
@@ -239,12 +239,12 @@ asio::awaitable<void> stream_runner::run() {
             log_("error", "stream " + settings_.name + " failed: " + e.what());
             ledger_event("error", e.what());
         }
-        if (ledger_) ledger_->flush(std::chrono::seconds(5));
+        co_await ledger_caught_up(std::chrono::seconds(5));
         std::rethrow_exception(failure);
     }
     set_state("stopped");
     ledger_event("stop", "stream " + settings_.name + " stopped");
-    if (ledger_) ledger_->flush(std::chrono::seconds(5));
+    co_await ledger_caught_up(std::chrono::seconds(5));
     if (cancelled) log_("info", "stream " + settings_.name + " stopped");
 }
 
@@ -272,7 +272,7 @@ asio::awaitable<void> stream_runner::run_steps() {
         if (committed) status_.applied = *committed;
     }
     if (committed) ledger_event("resume", "resuming from the target's position", "{}", committed->to_string());
-    load_holds();
+    co_await load_holds();
     for (const auto& t : opened.tables) {
         co_await sink_->prepare_table(t, opened.snapshot_needed);
         prepared_[t->relation_id] = t->version;
@@ -328,19 +328,21 @@ asio::awaitable<void> stream_runner::run_steps() {
         std::lock_guard lock(mu_);
         table_names_.clear();
         for (const auto& t : opened.tables) table_names_.push_back(t->qualified());
-        status_.degraded_reason.clear();
-        status_.state = "streaming";
+        // After a reconnect the stream stays degraded until a batch is applied
+        // (or the source has nothing to give): the target may still be away.
+        if (!recovering_) {
+            status_.degraded_reason.clear();
+            status_.state = "streaming";
+        }
     }
-    bool going = false;
     for (;;) {
         auto txns = co_await source_->read_transactions(settings_.max_batch_changes);
         co_await between_batches();
-        if (txns.empty()) continue;
-        co_await wait_for_ledger();
-        if (!going) {
-            going = true;
-            wait_reset_ = true;  // connected and moving: the next failure backs off from the start
+        if (txns.empty()) {
+            recovered();
+            continue;
         }
+        co_await wait_for_ledger();
         warn_on_slot_health();
         // Transactions held in memory go to the sink together; a spooled
         // (large) one alone, in parts inside one target transaction.
@@ -373,6 +375,17 @@ asio::awaitable<void> stream_runner::prepare_tables(const std::vector<change_eve
     }
 }
 
+// A batch went in (or the source had nothing to give) after a reconnect:
+// the stream is healthy again, and the next failure backs off from a second.
+void stream_runner::recovered() {
+    wait_reset_ = true;
+    if (!recovering_) return;
+    recovering_ = false;
+    std::lock_guard lock(mu_);
+    status_.state = "streaming";
+    status_.degraded_reason.clear();
+}
+
 // Work asked for from outside, done between two batches on this strand.
 asio::awaitable<void> stream_runner::between_batches() {
     for (;;) {  // re-snapshots
@@ -399,7 +412,7 @@ asio::awaitable<void> stream_runner::between_batches() {
         std::lock_guard lock(mu_);
         reload = std::exchange(reload_holds_, false);
     }
-    if (reload) load_holds();
+    if (reload) co_await load_holds();
 }
 
 // The stream never runs ahead of its audit trail: while the ledger cannot

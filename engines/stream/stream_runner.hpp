@@ -147,7 +147,13 @@ private:
                    const std::string& message);
     boost::asio::awaitable<void> apply_isolated(std::vector<change_ref>& refs, std::uint64_t& applied);
     boost::asio::awaitable<void> retry(std::shared_ptr<retry_outcome> out, std::vector<std::int64_t> seqs);
-    void load_holds();
+    boost::asio::awaitable<void> load_holds();
+    // Waits (without blocking the thread) until the ledger has written what
+    // was appended so far, at most `max`; false on timeout.
+    boost::asio::awaitable<bool> ledger_caught_up(std::chrono::milliseconds max);
+    void commit_set_aside();
+    void recovered();
+    std::vector<ledger::entry> pending_failed_;  // set aside in the batch being applied; to the ledger once it commits
     void ledger_batch(const connectors::lsn& from, const connectors::lsn& to, const std::vector<change_ref>& refs,
                       std::size_t transactions, double ms);
     void warn_on_slot_health();
@@ -178,6 +184,7 @@ private:
     std::deque<std::string> resnapshot_queue_;      // guarded by mu_
     parts_factory reconnect_;
     bool wait_reset_ = false;
+    bool recovering_ = false;  // reconnected, and no batch applied since
     ledger::ledger* ledger_ = nullptr;
     std::map<std::string, std::set<std::string>> held_;  // table -> keys held behind a failed change
     std::map<std::string, std::shared_ptr<const connectors::table_schema>> schemas_;  // latest, by schema.table

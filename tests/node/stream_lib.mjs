@@ -599,3 +599,54 @@ export async function slotStats(pg, slot) {
   );
   return out ? JSON.parse(out) : null;
 }
+
+// ---------------------------------------------------------------- fault helpers (stream_faults.test.mjs)
+
+// Every inspect_ledger entry matching `query`, page by page (500 a page).
+export async function ledgerEntries(srv, query) {
+  const out = [];
+  let cursor;
+  for (;;) {
+    const page = await srv.callOk('inspect_ledger', { ...query, limit: 500, ...(cursor ? { cursor } : {}) });
+    out.push(...page.entries);
+    if (!page.next_cursor) return out;
+    cursor = page.next_cursor;
+  }
+}
+
+// Holds an exclusive lock on a SQLite file from another process (the sqlite3
+// CLI inside BEGIN EXCLUSIVE; in WAL mode readers still read, writers get
+// SQLITE_BUSY). Resolves once the lock is held; release() commits and waits
+// for the process to exit.
+export async function lockSqlite(file) {
+  const h = spawnCaptured('sqlite3', ['-batch', '-bail', file], { env: serverEnv(null), stdin: 'pipe' });
+  h.proc.stdin.write(".timeout 20000\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+  const deadline = Date.now() + 30000;
+  while (!h.stdout().includes('locked')) {
+    if (h.proc.exitCode !== null) assert.fail(`sqlite3 could not lock ${file}${h.describe()}`);
+    if (Date.now() > deadline) {
+      h.proc.kill('SIGKILL');
+      assert.fail(`sqlite3 did not get an exclusive lock on ${file} within 30 s${h.describe()}`);
+    }
+    await sleep(50);
+  }
+  return {
+    h,
+    async release() {
+      h.proc.stdin.end('COMMIT;\n');
+      const r = await withTimeout(h.exited, 15000, `sqlite3 holding ${file} to commit and exit`);
+      assert.equal(r.code, 0, `the lock holder on ${file} failed${h.describe()}`);
+    },
+  };
+}
+
+// The resident set size of a process, in kB (VmRSS in /proc/PID/status).
+export function rssKb(pid) {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  assert.ok(m, `no VmRSS for pid ${pid}`);
+  return Number(m[1]);
+}
+
+// SQL that drops what createWriterTable made.
+export const dropWriterSql = (table) =>
+  `DROP TABLE IF EXISTS ${table}, ${table}_ctl, ${table}_audit; DROP FUNCTION IF EXISTS ${table}_audit_fn; DROP SEQUENCE IF EXISTS ${table}_ver, ${table}_id;`;
