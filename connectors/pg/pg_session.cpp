@@ -90,19 +90,29 @@ asio::awaitable<void> pg_session::flush(std::chrono::steady_clock::time_point de
 }
 
 namespace {
-void throw_if_failed(PGresult* r) {
+std::optional<pg_error> error_of(const PGresult* r) {
     auto st = PQresultStatus(r);
     if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
         const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         std::string sqlstate = state ? state : "";
-        throw pg_error(trim_message(PQresultErrorMessage(r)), sqlstate, retryable_state(sqlstate));
+        return pg_error(trim_message(PQresultErrorMessage(r)), sqlstate, retryable_state(sqlstate));
     }
+    return std::nullopt;
+}
+void throw_if_failed(const PGresult* r) {
+    if (auto e = error_of(r)) throw std::move(*e);
 }
 }  // namespace
 
 // Reads every result of the command in flight and returns the last one; a
 // COPY result ends the loop (the copy data follows).
 asio::awaitable<pg_result_ptr> pg_session::collect_results(std::chrono::steady_clock::time_point deadline) {
+    auto last = co_await collect_last(deadline);
+    throw_if_failed(last.get());
+    co_return last;
+}
+
+asio::awaitable<pg_result_ptr> pg_session::collect_last(std::chrono::steady_clock::time_point deadline) {
     PGconn* c = conn_.get();
     pg_result_ptr last;
     for (;;) {
@@ -117,7 +127,6 @@ asio::awaitable<pg_result_ptr> pg_session::collect_results(std::chrono::steady_c
         if (st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH || st == PGRES_COPY_IN) break;
     }
     if (!last) throw pg_error("PostgreSQL returned no result", "", true);
-    throw_if_failed(last.get());
     co_return last;
 }
 
@@ -199,6 +208,101 @@ asio::awaitable<void> pg_session::send_copy(std::string bytes) {
         co_await wait(false, true, deadline);
     }
     co_await flush(deadline);
+}
+
+// ---------------------------------------------------------------- COPY FROM STDIN
+
+asio::awaitable<void> pg_session::start_copy_in(std::string sql) {
+    auto r = co_await simple_query(std::move(sql));
+    if (PQresultStatus(r.get()) != PGRES_COPY_IN)
+        throw pg_error("expected COPY FROM STDIN, got " + std::string(PQresStatus(PQresultStatus(r.get()))), "", false);
+}
+
+asio::awaitable<void> pg_session::put_copy_data(std::string_view bytes) {
+    PGconn* c = conn_.get();
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (;;) {
+        int r = PQputCopyData(c, bytes.data(), static_cast<int>(bytes.size()));
+        if (r == 1) break;
+        if (r < 0) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+        co_await wait(true, true, deadline);
+        if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+    }
+    co_await flush(deadline);
+}
+
+asio::awaitable<std::optional<pg_error>> pg_session::end_copy_in() {
+    PGconn* c = conn_.get();
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (;;) {
+        int r = PQputCopyEnd(c, nullptr);
+        if (r == 1) break;
+        if (r < 0) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+        co_await wait(true, true, deadline);
+        if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+    }
+    co_await flush(deadline);
+    auto last = co_await collect_last(deadline);
+    if (PQresultStatus(last.get()) == PGRES_COPY_IN)
+        throw pg_error("a second COPY FROM STDIN in one query is not supported", "", false);
+    co_return error_of(last.get());
+}
+
+// ---------------------------------------------------------------- pipeline mode
+
+bool pg_session::in_pipeline() const noexcept { return PQpipelineStatus(conn_.get()) != PQ_PIPELINE_OFF; }
+
+void pg_session::enter_pipeline() {
+    PGconn* c = conn_.get();
+    if (PQpipelineStatus(c) == PQ_PIPELINE_OFF && PQenterPipelineMode(c) != 1)
+        throw pg_error(trim_message(PQerrorMessage(c)), "", false);
+}
+
+void pg_session::pipeline_prepare(const std::string& name, const std::string& sql) {
+    enter_pipeline();
+    if (PQsendPrepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr) != 1)
+        throw pg_error(trim_message(PQerrorMessage(conn_.get())), "", true);
+}
+
+void pg_session::pipeline_exec(const std::string& sql, int count, const char* const* values) {
+    enter_pipeline();
+    if (PQsendQueryParams(conn_.get(), sql.c_str(), count, nullptr, values, nullptr, nullptr, 0) != 1)
+        throw pg_error(trim_message(PQerrorMessage(conn_.get())), "", true);
+}
+
+void pg_session::pipeline_exec_prepared(const std::string& name, int count, const char* const* values) {
+    enter_pipeline();
+    if (PQsendQueryPrepared(conn_.get(), name.c_str(), count, values, nullptr, nullptr, 0) != 1)
+        throw pg_error(trim_message(PQerrorMessage(conn_.get())), "", true);
+}
+
+asio::awaitable<void> pg_session::pipeline_sync() {
+    PGconn* c = conn_.get();
+    if (PQpipelineStatus(c) == PQ_PIPELINE_OFF) co_return;
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    if (PQpipelineSync(c) != 1) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+    co_await flush(deadline);
+    std::optional<pg_error> first;
+    // Each statement's results end with a NULL; the sync's own result ends
+    // the pipeline. Two NULLs in a row mean nothing is pending any more.
+    int nulls = 0;
+    for (;;) {
+        while (PQisBusy(c)) {
+            co_await wait(true, false, deadline);
+            if (!PQconsumeInput(c)) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+        }
+        pg_result_ptr r(PQgetResult(c));
+        if (!r) {
+            if (++nulls > 1) throw pg_error("PostgreSQL pipeline ended without its sync", "", true);
+            continue;
+        }
+        nulls = 0;
+        const auto st = PQresultStatus(r.get());
+        if (st == PGRES_PIPELINE_SYNC) break;
+        if (!first) first = error_of(r.get());
+    }
+    if (PQexitPipelineMode(c) != 1) throw pg_error(trim_message(PQerrorMessage(c)), "", true);
+    if (first) throw std::move(*first);
 }
 
 }  // namespace datavor::connectors::pg

@@ -8,6 +8,7 @@
 // Cancellation: every await honours the caller's cancellation slot; a
 // cancelled operation leaves the connection unusable (drop it).
 #include "connectors/common/fd_readiness.hpp"
+#include "connectors/pg/pg_error.hpp"
 #include "connectors/pg/pg_handles.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -17,6 +18,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace datavor::connectors::pg {
@@ -59,6 +61,32 @@ public:
     // Sends one CopyData message (CopyBoth) and flushes it.
     boost::asio::awaitable<void> send_copy(std::string bytes);
 
+    // COPY … FROM STDIN. `sql` is a simple query whose statements run up to
+    // its COPY (statements after the COPY run once the data has ended); throws
+    // pg_error when one before the COPY fails or the query has no COPY FROM STDIN.
+    boost::asio::awaitable<void> start_copy_in(std::string sql);
+    // Queues COPY data (rows may span calls) and sends it, waiting while the
+    // socket is full: the server's pace bounds what libpq buffers.
+    boost::asio::awaitable<void> put_copy_data(std::string_view bytes);
+    // Ends the data, then reads the results of the COPY and of the statements
+    // after it. A statement that failed comes back as its error (SQLSTATE),
+    // not thrown, so that the caller can recover (roll back to a savepoint);
+    // a broken connection throws.
+    boost::asio::awaitable<std::optional<pg_error>> end_copy_in();
+
+    // Pipeline mode: statements with text parameters are queued without
+    // waiting for each other (the session enters pipeline mode at the first);
+    // pipeline_sync sends them, reads every result (one round trip in all),
+    // leaves pipeline mode and throws the first failure. After a failure the
+    // server skips the rest up to the sync. No other operation (query, COPY)
+    // may run while statements are queued. `values` are NUL-terminated text,
+    // nullptr for NULL; libpq copies them before these return.
+    void pipeline_prepare(const std::string& name, const std::string& sql);
+    void pipeline_exec(const std::string& sql, int count, const char* const* values);
+    void pipeline_exec_prepared(const std::string& name, int count, const char* const* values);
+    boost::asio::awaitable<void> pipeline_sync();
+    bool in_pipeline() const noexcept;
+
     PGconn* native() const noexcept { return conn_.get(); }
     bool tls_in_use() const noexcept;
 
@@ -72,6 +100,9 @@ private:
     fd_readiness ready_;
     std::chrono::milliseconds timeout_;
     boost::asio::awaitable<pg_result_ptr> collect_results(std::chrono::steady_clock::time_point deadline);
+    // Like collect_results, without throwing when the last result is an error.
+    boost::asio::awaitable<pg_result_ptr> collect_last(std::chrono::steady_clock::time_point deadline);
+    void enter_pipeline();
     boost::asio::awaitable<void> flush(std::chrono::steady_clock::time_point deadline);
 };
 
