@@ -395,6 +395,14 @@ _bp_caught_up() {
     _bp_wait offset "$target" - ">=$BP_EXACT_LSN" "$timeout"
     return
   fi
+  # JSON lines into a device keep no PATH.offset: the slot's confirmed position
+  # tells instead (reported about once a second, so up to ~1 s late).
+  if [[ $kind == slot ]]; then
+    _bp_wait pg "$DATAVOR_TEST_PG_PORT" \
+      "SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = '$target'" \
+      ">=$BP_EXACT_LSN" "$timeout"
+    return
+  fi
   if [[ $phase == ins ]]; then
     q="SELECT coalesce(max(id), 0) FROM t"
     expect="=$BP_ROWS"
@@ -448,7 +456,7 @@ _bp_phase_backlog() {
   # Datavor streams: start each once, apply one warm-up transaction (so each target
   # has a committed position to resume from), stop them. Their slots keep the WAL.
   local -a names=(bl_sqlite) targets=("sqlite:$BP_WORK/backlog.db") kinds=(sqlite) waits=("$BP_WORK/backlog.db")
-  if ((BP_HAS_JSONL)); then names+=(bl_jsonl); targets+=("jsonl:$BP_WORK/null.jsonl"); kinds+=(offset); waits+=("$BP_WORK/null.jsonl.offset"); fi
+  if ((BP_HAS_JSONL)); then names+=(bl_jsonl); targets+=("jsonl:$BP_WORK/null.jsonl"); kinds+=(slot); waits+=(datavor_bl_jsonl); fi
   if ((BP_HAS_PGSINK)); then names+=(bl_pg); targets+=("$BP_DST_DV_URL"); kinds+=(pg); waits+=("$DATAVOR_TEST_DST_PORT/dv"); fi
   local -a pids=()
   local i
@@ -461,6 +469,7 @@ _bp_phase_backlog() {
     case ${kinds[i]} in
       sqlite) _bp_wait sqlite "${waits[i]}" "SELECT coalesce(max(position_int), 0) FROM _datavor_offsets" ">=1" 60 >/dev/null ;;
       offset) _bp_wait offset "${waits[i]}" - ">=1" 60 >/dev/null ;;
+      slot) BP_EXACT_LSN=$(_bp_lsn) _bp_caught_up slot "${waits[i]}" ins 60 >/dev/null ;;
       pg) _bp_wait pg "${waits[i]}" "SELECT count(*) FROM _datavor_offsets" "=1" 60 >/dev/null ;;
     esac
     _bp_dv_stop "${pids[i]}"
