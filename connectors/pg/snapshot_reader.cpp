@@ -24,10 +24,12 @@ using channel_t = asio::experimental::concurrent_channel<void(boost::system::err
 
 struct snapshot_reader::state {
     snapshot_reader_options opts;
-    // Destroyed explicitly before the channel: the workers' frames (and their
-    // connections) go with the io_context, after the thread is joined.
+    // Both destroyed explicitly once the thread is joined: the channel first
+    // (it belongs to a service of the io_context), then the io_context, which
+    // takes the workers' frames and their connections with it.
     std::unique_ptr<asio::io_context> io = std::make_unique<asio::io_context>(1);
-    channel_t channel;
+    std::unique_ptr<channel_t> channel_ptr;
+    channel_t& channel;
     std::atomic<std::size_t> next_table{0};
     std::atomic<std::size_t> workers_left{0};
     std::atomic<bool> stopping{false};
@@ -37,7 +39,9 @@ struct snapshot_reader::state {
     std::thread thread;
 
     explicit state(snapshot_reader_options o)
-        : opts(std::move(o)), channel(io->get_executor(), std::max<std::size_t>(1, opts.queue_batches)) {}
+        : opts(std::move(o)),
+          channel_ptr(std::make_unique<channel_t>(io->get_executor(), std::max<std::size_t>(1, opts.queue_batches))),
+          channel(*channel_ptr) {}
 
     asio::awaitable<void> copy_table(pg_session& db, const std::shared_ptr<const table_schema>& t) {
         std::string cols;
@@ -111,7 +115,8 @@ snapshot_reader::~snapshot_reader() {
     s.channel.close();  // a worker waiting to send gives up
     s.io->stop();       // one waiting for the server is dropped
     if (s.thread.joinable()) s.thread.join();
-    s.io.reset();       // destroys the workers' frames: their connections close
+    s.channel_ptr.reset();  // before its io_context
+    s.io.reset();           // destroys the workers' frames: their connections close
 }
 
 asio::awaitable<std::optional<snapshot_batch>> snapshot_reader::next() {
