@@ -271,8 +271,10 @@ asio::awaitable<void> stream_runner::run_steps() {
         std::lock_guard lock(mu_);
         if (committed) status_.applied = *committed;
     }
+    co_await load_holds();  // also waits until the ledger holds what was appended
+    if (committed && !gap_checked_) record_ledger_gap(*committed);
+    gap_checked_ = true;
     if (committed) ledger_event("resume", "resuming from the target's position", "{}", committed->to_string());
-    co_await load_holds();
     for (const auto& t : opened.tables) {
         co_await sink_->prepare_table(t, opened.snapshot_needed);
         prepared_[t->relation_id] = t->version;

@@ -152,6 +152,7 @@ private:
     // was appended so far, at most `max`; false on timeout.
     boost::asio::awaitable<bool> ledger_caught_up(std::chrono::milliseconds max);
     void commit_set_aside();
+    void record_ledger_gap(const connectors::lsn& committed);
     void recovered();
     std::vector<ledger::entry> pending_failed_;  // set aside in the batch being applied; to the ledger once it commits
     void ledger_batch(const connectors::lsn& from, const connectors::lsn& to, const std::vector<change_ref>& refs,
@@ -184,7 +185,8 @@ private:
     std::deque<std::string> resnapshot_queue_;      // guarded by mu_
     parts_factory reconnect_;
     bool wait_reset_ = false;
-    bool recovering_ = false;  // reconnected, and no batch applied since
+    bool recovering_ = false;
+    bool gap_checked_ = false;  // once per process start (a reconnect has its entries)  // reconnected, and no batch applied since
     ledger::ledger* ledger_ = nullptr;
     std::map<std::string, std::set<std::string>> held_;  // table -> keys held behind a failed change
     std::map<std::string, std::shared_ptr<const connectors::table_schema>> schemas_;  // latest, by schema.table

@@ -650,3 +650,216 @@ export function rssKb(pid) {
 // SQL that drops what createWriterTable made.
 export const dropWriterSql = (table) =>
   `DROP TABLE IF EXISTS ${table}, ${table}_ctl, ${table}_audit; DROP FUNCTION IF EXISTS ${table}_audit_fn; DROP SEQUENCE IF EXISTS ${table}_ver, ${table}_id;`;
+
+// ---------------------------------------------------------------- kill -9 under a mixed workload (stream_kill20.test.mjs)
+
+// A seeded pseudo-random generator (mulberry32): numbers in [0, 1), the same
+// sequence for the same 32-bit seed, so a failing run can be replayed.
+export function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// A writer for a createWriterTable table (`rows` pre-populated rows) that
+// makes exactly-counted row changes, looping inside PostgreSQL until it has
+// made `changes` of them (rows inserted + updated + deleted, by ROW_COUNT):
+// one transaction per iteration with 1-8 inserts, updates of 1-8 random
+// existing rows (pre-populated or inserted by the writer), 0-3 deletes of
+// random rows, in 5% of them a primary-key change, every 200th a 500-row
+// update; and at each count in `big` one transaction of ~25,000 changes
+// (updates of a key range, inserts, deletes: past the 20,000 changes at which
+// Datavor spools a transaction to disk). Every write takes a new `ver`, so the
+// audit trigger sees each change. random() is seeded (`seed` in [-1, 1]), so
+// the workload repeats. At most `rate` changes per second in the small
+// transactions (0: no limit; the big ones are not paced).
+// The control row's `changes` column counts what is committed
+// (`big_changes` the part made by the big transactions). After each
+// commit the writer, the table's only writer, records in `table`_marks the
+// WAL insert position L and the last ver V: every ver > V commits past L
+// (writerCutAt turns a snapshot's position into the tightest cut).
+// dropMixedWriterSql drops what it adds.
+export async function startMixedWriter(pg, table, { rows, changes, rate = 0, seed = 0, big = [] }) {
+  await psql(
+    pg,
+    `ALTER TABLE ${table}_ctl ADD COLUMN IF NOT EXISTS changes bigint NOT NULL DEFAULT 0,
+                              ADD COLUMN IF NOT EXISTS big_changes bigint NOT NULL DEFAULT 0;
+     CREATE TABLE IF NOT EXISTS ${table}_marks (lsn pg_lsn NOT NULL, ver bigint NOT NULL);`,
+  );
+  const pick = (maxid) =>
+    `CASE WHEN random() < 0.3 AND ${maxid} >= 10000000 THEN 10000000 + floor(random() * (${maxid} - 9999999)) ELSE 1 + floor(random() * ${rows}) END::bigint`;
+  const sql = `DO $w$
+DECLARE
+  c bigint := 0; i bigint := 0; rc bigint; b int := 1; s bigint;
+  c0 bigint; bigc bigint := 0; -- changes made by the big transactions (not paced)
+  maxid bigint := 0; lag double precision;
+  big bigint[] := ARRAY[${big.map((x) => Math.floor(x)).join(',')}]::bigint[];
+  t0 timestamptz := clock_timestamp();
+BEGIN
+  PERFORM setseed(${seed});
+  WHILE c < ${changes} LOOP
+    i := i + 1;
+    IF b <= coalesce(array_length(big, 1), 0) AND c >= big[b] THEN
+      b := b + 1;
+      c0 := c;
+      s := 1 + floor(random() * (${rows} - 24000))::bigint;
+      UPDATE ${table} SET ver = nextval('${table}_ver'), n = n + 1 WHERE id BETWEEN s AND s + 23000;
+      GET DIAGNOSTICS rc = ROW_COUNT; c := c + rc;
+      INSERT INTO ${table} (id, ver, n, payload) SELECT nextval('${table}_id'), nextval('${table}_ver'), 0, 'big ' || g FROM generate_series(1, 1500) g;
+      GET DIAGNOSTICS rc = ROW_COUNT; c := c + rc;
+      DELETE FROM ${table} WHERE id BETWEEN s + 23001 AND s + 23600;
+      GET DIAGNOSTICS rc = ROW_COUNT; c := c + rc;
+      bigc := bigc + (c - c0);
+    ELSE
+      INSERT INTO ${table} (id, ver, n, payload)
+        SELECT nextval('${table}_id'), nextval('${table}_ver'), 0, md5(random()::text) FROM generate_series(1, 1 + floor(random() * 8)::int);
+      GET DIAGNOSTICS rc = ROW_COUNT; c := c + rc;
+      maxid := currval('${table}_id');
+      UPDATE ${table} SET ver = nextval('${table}_ver'), n = n + 1, payload = md5(random()::text), ts = clock_timestamp()
+        WHERE id = ANY (ARRAY(SELECT ${pick('maxid')} FROM generate_series(1, 1 + floor(random() * 8)::int)));
+      GET DIAGNOSTICS rc = ROW_COUNT; c := c + rc;
+      DELETE FROM ${table} WHERE id = ANY (ARRAY(SELECT ${pick('maxid')} FROM generate_series(1, floor(random() * 4)::int)));
+      GET DIAGNOSTICS rc = ROW_COUNT; c := c + rc;
+      IF random() < 0.05 THEN
+        s := ${pick('maxid')};
+        UPDATE ${table} SET id = nextval('${table}_id'), ver = nextval('${table}_ver') WHERE id = s;
+        GET DIAGNOSTICS rc = ROW_COUNT; c := c + rc;
+      END IF;
+      IF i % 200 = 0 THEN
+        UPDATE ${table} SET ver = nextval('${table}_ver'), n = n + 1
+          WHERE id = ANY (ARRAY(SELECT 1 + floor(random() * ${rows})::bigint FROM generate_series(1, 500)));
+        GET DIAGNOSTICS rc = ROW_COUNT; c := c + rc;
+      END IF;
+    END IF;
+    UPDATE ${table}_ctl SET iterations = i, changes = c, big_changes = bigc;
+    COMMIT;
+    -- Everything up to ver V is committed below WAL position L: any later ver commits past L.
+    INSERT INTO ${table}_marks VALUES (pg_current_wal_insert_lsn(), (SELECT last_value FROM ${table}_ver));
+    EXIT WHEN (SELECT stop FROM ${table}_ctl);
+${rate > 0 ? `    lag := (c - bigc)::double precision / ${rate} - extract(epoch FROM clock_timestamp() - t0);
+    IF lag > 0.002 THEN PERFORM pg_sleep(lag); END IF;
+` : ''}  END LOOP;
+END
+$w$;`;
+  const h = psqlBackground(pg, sql);
+  return {
+    h,
+    async changes() {
+      return Number(await psqlValue(pg, `SELECT changes FROM ${table}_ctl;`));
+    },
+    running: () => h.proc.exitCode === null && h.proc.signalCode === null,
+    // Waits for the writer to finish its changes; fails if it failed.
+    async done(timeoutMs) {
+      const r = await withTimeout(h.exited, timeoutMs, `writer on ${table} to make its changes`);
+      assert.equal(r.code, 0, `the writer failed: ${h.describe()}`);
+    },
+    async stop() {
+      if (!this.running()) return;
+      await psql(pg, `UPDATE ${table}_ctl SET stop = true;`);
+      await withTimeout(h.exited, 30000, `writer on ${table} to stop`);
+    },
+  };
+}
+
+// checkWriteLog (createTargetWithWriteLog's log) for a stream whose initial
+// snapshot may have been interrupted and started over: only the target's
+// writes with seq > `fromSeq` (the log's last seq when the last interrupted
+// attempt died; 0 when none was) are the final snapshot and the streaming
+// after it. Their leading run of deletes is that attempt emptying the table
+// (the rows an interrupted attempt left), not changes: it is counted as
+// `emptied` and left out. Among the rest no (op, id, ver) may appear twice,
+// none may be unknown to the source, and every source change with ver > cut
+// (committed after the final snapshot) must be there. Writes of interrupted
+// attempts (seq <= fromSeq) must still match source changes. With
+// `extended` (after extendWriteLogs) a delete counts as after the cut by its
+// at_ver, and `keyChangeDeletes` counts the segment's deletes that are the
+// old rows of primary-key changes.
+export async function checkWriteLogSince(pg, table, file, { cut, fromSeq = 0, extended = false }) {
+  const lines = (text) => text.split('\n').filter(Boolean);
+  // "op id ver" and when it was made: at_ver after extendWriteLogs, else ver.
+  const rows = lines(
+    await psql(pg, `SELECT op || ' ' || id || ' ' || ver || ' ' || ${extended ? 'coalesce(at_ver, ver)' : 'ver'} FROM ${table}_audit;`, {
+      timeoutMs: 300000,
+    }),
+  );
+  const src = rows.map((r) => r.slice(0, r.lastIndexOf(' ')));
+  const madeAt = new Map(rows.map((r, i) => [src[i], Number(r.slice(r.lastIndexOf(' ') + 1))]));
+  const srcSet = new Set(src);
+  const earlier = lines(await sqlite(file, `SELECT op || ' ' || id || ' ' || ver FROM _test_writes WHERE seq <= ${fromSeq} AND op = 'W';`, { timeoutMs: 300000 }));
+  const tgt = lines(await sqlite(file, `SELECT op || ' ' || id || ' ' || ver FROM _test_writes WHERE seq > ${fromSeq} ORDER BY seq;`, { timeoutMs: 300000 }));
+  let emptied = 0;
+  while (emptied < tgt.length && tgt[emptied].startsWith('D ')) emptied++;
+  const counts = new Map();
+  for (let i = emptied; i < tgt.length; i++) counts.set(tgt[i], (counts.get(tgt[i]) ?? 0) + 1);
+  const after = (w) => madeAt.get(w) > Number(cut);
+  const twice = [...counts].filter(([, n]) => n > 1).map(([w, n]) => `${w} (x${n})`);
+  const invented = [...counts.keys()].filter((w) => !srcSet.has(w));
+  const inventedEarlier = earlier.filter((w) => !srcSet.has(w));
+  const missing = src.filter((w) => after(w) && !counts.has(w));
+  let keyChangeDeletes = 0;
+  if (extended) {
+    const moved = new Set(lines(await psql(pg, `SELECT 'D ' || id || ' ' || ver FROM ${table}_audit WHERE keychange;`, { timeoutMs: 300000 })));
+    for (const w of counts.keys()) if (moved.has(w)) keyChangeDeletes++;
+  }
+  const problems = [];
+  if (twice.length) problems.push(`${twice.length} change(s) applied more than once (op id ver): ${twice.slice(0, 10).join(', ')}`);
+  if (invented.length) problems.push(`${invented.length} target write(s) match no committed source change: ${invented.slice(0, 10).join(', ')}`);
+  if (inventedEarlier.length) problems.push(`${inventedEarlier.length} write(s) of an interrupted snapshot match no source row version: ${inventedEarlier.slice(0, 10).join(', ')}`);
+  if (missing.length) problems.push(`${missing.length} committed source change(s) after the snapshot never applied: ${missing.slice(0, 10).join(', ')}`);
+  return {
+    problems,
+    sourceChanges: src.length,
+    targetWrites: tgt.length - emptied,
+    emptied,
+    interruptedWrites: earlier.length,
+    keyChangeDeletes,
+    checkedAfterSnapshot: src.filter(after).length,
+  };
+}
+
+// Makes the write logs of a createWriterTable table and its
+// createTargetWithWriteLog target exact about deletes:
+//  - a primary-key change counts as what it is, the old row version going and
+//    a new one coming: the source's audit trigger also records 'D' (old id,
+//    old ver) when an update changes the key, and the target gets a trigger
+//    that does the same for an UPDATE that moves a row, so a sink that
+//    deletes the old key and writes the new one and a sink that updates the
+//    key in place leave the same entries (marked `keychange` in the audit);
+//  - each audit entry gets `at_ver`, the ver sequence's last value when it
+//    was made (a write's own ver; for a delete, the newest ver then): with a
+//    single writer a delete with at_ver above a cut committed after it, so
+//    checkWriteLogSince can miss no delete either.
+export async function extendWriteLogs(pg, table, file) {
+  await psql(
+    pg,
+    `ALTER TABLE ${table}_audit ADD COLUMN keychange boolean NOT NULL DEFAULT false, ADD COLUMN at_ver bigint;
+     CREATE OR REPLACE FUNCTION ${table}_audit_fn() RETURNS trigger LANGUAGE plpgsql AS $f$
+     DECLARE now_ver bigint := (SELECT last_value FROM ${table}_ver);
+     BEGIN
+       IF TG_OP = 'DELETE' THEN INSERT INTO ${table}_audit VALUES ('D', OLD.id, OLD.ver, false, now_ver); RETURN OLD; END IF;
+       IF TG_OP = 'UPDATE' AND NEW.id <> OLD.id THEN INSERT INTO ${table}_audit VALUES ('D', OLD.id, OLD.ver, true, now_ver); END IF;
+       INSERT INTO ${table}_audit VALUES ('W', NEW.id, NEW.ver, false, NEW.ver); RETURN NEW;
+     END $f$;`,
+  );
+  await sqlite(
+    file,
+    `CREATE TRIGGER _test_w_key AFTER UPDATE ON ${qi(table)} WHEN OLD.id IS NOT NEW.id
+       BEGIN INSERT INTO _test_writes (op, id, ver) VALUES ('D', OLD.id, OLD.ver); END;`,
+  );
+}
+
+// The ver below which a snapshot taken at WAL position `lsn` may hold a
+// change and above which every change committed after it (startMixedWriter's
+// marks: the first mark at or past `lsn`), or null when no mark is past it.
+export async function writerCutAt(pg, table, lsn) {
+  const v = await psqlValue(pg, `SELECT ver FROM ${table}_marks WHERE lsn >= '${lsn}'::pg_lsn ORDER BY lsn LIMIT 1;`);
+  return v === '' ? null : v;
+}
+
+// SQL that drops what createWriterTable and startMixedWriter made.
+export const dropMixedWriterSql = (table) => `${dropWriterSql(table)} DROP TABLE IF EXISTS ${table}_marks;`;
