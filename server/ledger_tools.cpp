@@ -1,5 +1,7 @@
 #include "server/ledger_tools.hpp"
 
+#include "engines/ledger/ledger_wait.hpp"
+
 #include "mcp-schema/embedded.hpp"
 #include "server/mcp_session.hpp"
 
@@ -38,18 +40,8 @@ std::optional<std::int64_t> parse_iso(std::string_view s) {
     return static_cast<std::int64_t>(t) * 1000000 + static_cast<std::int64_t>(sec * 1e6);
 }
 
-// Waits without blocking the thread until the ledger wrote what was appended
-// so far; false when it could not within `max` (it says why in health()).
 boost::asio::awaitable<bool> caught_up(lg::ledger& l, std::chrono::milliseconds max) {
-    const auto ticket = l.ticket();
-    const auto deadline = std::chrono::steady_clock::now() + max;
-    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
-    while (!l.written(ticket)) {
-        if (std::chrono::steady_clock::now() >= deadline) co_return false;
-        t.expires_after(std::chrono::milliseconds(20));
-        co_await t.async_wait(boost::asio::use_awaitable);
-    }
-    co_return true;
+    return lg::wait_written(l, max);
 }
 
 std::int64_t open_count(lg::ledger& l, const std::string& stream) {

@@ -2,6 +2,7 @@
 // rejects data, held keys, retries of failed rows, and the ledger's batch and
 // failed-row entries. See engines/README.md, "Fault tolerance and the ledger".
 #include "engines/ledger/ledger.hpp"
+#include "engines/ledger/ledger_wait.hpp"
 #include "engines/stream/row_json.hpp"
 #include "engines/stream/stream_runner.hpp"
 
@@ -55,6 +56,38 @@ void digest_change(ledger::row_digest& d, const change_event& c) {
     if (c.before) add_row(*c.before);
     add_row(c.after);
 }
+
+// What a batch applied, for its ledger entry: rows per table and op, and a
+// SHA-256 over them when the ledger keeps checksums.
+struct batch_tally {
+    std::map<std::string, std::array<std::int64_t, 4>> per_table;  // c, u, d, t
+    std::optional<ledger::row_digest> digest;
+    std::int64_t applied = 0;
+
+    explicit batch_tally(bool checksums) {
+        if (checksums) digest.emplace();
+    }
+    void add(const change_event& c) {
+        ++applied;
+        const auto op = c.op;
+        ++per_table[c.table->qualified()][op == change_op::update ? 1 : op == change_op::erase ? 2 : op == change_op::truncate ? 3 : 0];
+        if (digest) digest_change(*digest, c);
+    }
+    std::string body(std::size_t transactions, std::int64_t set_aside, double ms, bool large) {
+        std::string b = "{\"transactions\":" + std::to_string(transactions) + (large ? ",\"large\":true" : "") +
+                        ",\"changes\":" + std::to_string(applied) + ",\"set_aside\":" + std::to_string(set_aside) +
+                        ",\"duration_ms\":" + std::to_string(ms) + ",\"tables\":{";
+        bool first = true;
+        for (const auto& [t, n] : per_table) {
+            b += (first ? "" : ",") + json_string(t) + ":{\"c\":" + std::to_string(n[0]) + ",\"u\":" +
+                 std::to_string(n[1]) + ",\"d\":" + std::to_string(n[2]) + ",\"t\":" + std::to_string(n[3]) + "}";
+            first = false;
+        }
+        b += "}";
+        if (digest) b += ",\"checksum\":\"sha256:" + digest->hex() + "\"";
+        return b + "}";
+    }
+};
 
 }  // namespace
 
@@ -116,15 +149,7 @@ void stream_runner::commit_set_aside() {
 
 asio::awaitable<bool> stream_runner::ledger_caught_up(std::chrono::milliseconds max) {
     if (!ledger_) co_return true;
-    const auto ticket = ledger_->ticket();
-    const auto deadline = std::chrono::steady_clock::now() + max;
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    while (!ledger_->written(ticket)) {
-        if (std::chrono::steady_clock::now() >= deadline) co_return false;
-        t.expires_after(std::chrono::milliseconds(20));
-        co_await t.async_wait(asio::use_awaitable);
-    }
-    co_return true;
+    co_return co_await ledger::wait_written(*ledger_, max);
 }
 
 // After a crash the ledger may lack the last ~100 ms of entries (it writes
@@ -204,41 +229,33 @@ asio::awaitable<void> stream_runner::load_holds() {
 void stream_runner::ledger_batch(const lsn& from, const lsn& to, const std::vector<change_ref>& refs,
                                  std::size_t transactions, double ms) {
     if (!ledger_ || refs.empty()) return;  // an idle position is not a batch
-    std::map<std::string, std::array<std::int64_t, 4>> per_table;
-    std::optional<ledger::row_digest> digest;
-    if (ledger_->options().row_checksums) digest.emplace();
-    std::int64_t applied = 0;
-    for (const auto& r : refs) {
-        if (!r.change) continue;  // set aside
-        ++applied;
-        auto& n = per_table[r.change->table->qualified()];
-        switch (r.change->op) {
-            case change_op::insert:
-            case change_op::read: ++n[0]; break;
-            case change_op::update: ++n[1]; break;
-            case change_op::erase: ++n[2]; break;
-            case change_op::truncate: ++n[3]; break;
-        }
-        if (digest) digest_change(*digest, *r.change);
-    }
-    std::string body = "{\"transactions\":" + std::to_string(transactions) + ",\"changes\":" + std::to_string(applied) +
-                       ",\"set_aside\":" + std::to_string(static_cast<std::int64_t>(refs.size()) - applied) +
-                       ",\"duration_ms\":" + std::to_string(ms) + ",\"tables\":{";
-    bool first = true;
-    for (const auto& [t, n] : per_table) {
-        body += (first ? "" : ",") + json_string(t) + ":{\"c\":" + std::to_string(n[0]) + ",\"u\":" + std::to_string(n[1]) +
-                ",\"d\":" + std::to_string(n[2]) + ",\"t\":" + std::to_string(n[3]) + "}";
-        first = false;
-    }
-    body += "}";
-    if (digest) body += ",\"checksum\":\"sha256:" + digest->hex() + "\"";
-    body += "}";
+    batch_tally tally(ledger_->options().row_checksums);
+    for (const auto& r : refs)
+        if (r.change) tally.add(*r.change);  // a null change was set aside
     ledger::entry e;
     e.stream = settings_.name;
     e.kind = ledger::kind_batch;
     e.position = from.to_string() + ".." + to.to_string();
-    e.body = std::move(body);
+    e.body = tally.body(transactions, static_cast<std::int64_t>(refs.size()) - tally.applied, ms, false);
     ledger_->append(std::move(e));
+}
+
+// Applies `changes` under a savepoint inside the open target transaction. A
+// data error (from the apply, or from the release: a sink may defer a part's
+// statements until then) undoes just these changes and is returned; any
+// other error propagates.
+asio::awaitable<std::optional<connector_error>> stream_runner::apply_guarded(std::vector<change_event> changes) {
+    std::optional<connector_error> error;
+    co_await sink_->savepoint();
+    try {
+        co_await sink_->apply_changes(std::move(changes));
+        co_await sink_->release_savepoint();
+    } catch (const connector_error& e) {
+        if (e.kind() != failure_kind::data) throw;
+        error = e;
+    }
+    if (error) co_await sink_->rollback_to_savepoint();
+    co_return error;
 }
 
 // Applies `refs` inside the open target transaction: chunks under a savepoint;
@@ -262,20 +279,10 @@ asio::awaitable<void> stream_runner::apply_isolated(std::vector<change_ref>& ref
         }
         if (part.empty()) continue;
         const std::size_t size = part.size();
-        bool rejected = false;
-        co_await sink_->savepoint();
-        try {
-            co_await sink_->apply_changes(std::move(part));
-            co_await sink_->release_savepoint();
-        } catch (const connector_error& e) {
-            if (e.kind() != failure_kind::data) throw;
-            rejected = true;
-        }
-        if (!rejected) {
+        if (!co_await apply_guarded(std::move(part))) {
             applied += size;
             continue;
         }
-        co_await sink_->rollback_to_savepoint();
         for (std::size_t i = at; i < end; ++i) {
             if (!refs[i].change) continue;
             if (held(*refs[i].change)) {
@@ -284,20 +291,11 @@ asio::awaitable<void> stream_runner::apply_isolated(std::vector<change_ref>& ref
                 continue;
             }
             std::vector<change_event> one{*refs[i].change};
-            std::optional<connector_error> error;
-            co_await sink_->savepoint();
-            try {
-                co_await sink_->apply_changes(std::move(one));
-                co_await sink_->release_savepoint();
-            } catch (const connector_error& e) {
-                if (e.kind() != failure_kind::data) throw;
-                error = e;
-            }
+            auto error = co_await apply_guarded(std::move(one));
             if (!error) {
                 ++applied;
                 continue;
             }
-            co_await sink_->rollback_to_savepoint();
             set_aside(refs[i], "data", error->code(), error->what());
             refs[i].change = nullptr;
         }
@@ -372,9 +370,7 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
     batch_summary summary;
     summary.end = txn.end_lsn;
     std::uint64_t set_aside_n = 0;
-    std::optional<ledger::row_digest> digest;
-    if (ledger_ && ledger_->options().row_checksums) digest.emplace();
-    std::map<std::string, std::array<std::int64_t, 4>> per_table;
+    batch_tally tally(ledger_ && ledger_->options().row_checksums);
     spool.rewind();
     co_await sink_->begin_transaction(header);
     auto last_report = std::chrono::steady_clock::now();
@@ -388,16 +384,8 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
         for (const auto& c : part) refs.push_back({&c, &header});
         bool rejected = !held_.empty();  // held keys: the careful path
         if (!rejected) {
-            co_await sink_->savepoint();
-            try {
-                std::vector<change_event> copy = part;
-                co_await sink_->apply_changes(std::move(copy));
-                co_await sink_->release_savepoint();
-            } catch (const connector_error& e) {
-                if (e.kind() != failure_kind::data) throw;
-                rejected = true;
-            }
-            if (rejected) co_await sink_->rollback_to_savepoint();
+            std::vector<change_event> copy = part;
+            rejected = (co_await apply_guarded(std::move(copy))).has_value();
         }
         if (rejected) {
             std::uint64_t applied = 0;
@@ -405,12 +393,7 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
             set_aside_n += refs.size() - applied;
         }
         for (const auto& r : refs)
-            if (r.change) {
-                if (digest) digest_change(*digest, *r.change);
-                auto& n = per_table[r.change->table->qualified()];
-                const auto op = r.change->op;
-                ++n[op == change_op::update ? 1 : op == change_op::erase ? 2 : op == change_op::truncate ? 3 : 0];
-            }
+            if (r.change) tally.add(*r.change);
         summary.count(part);
         co_await source_->heartbeat();
         if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(5)) {
@@ -427,24 +410,13 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
     summary.txns.push_back({txn.commit_time_us, summary.changes});
     record_batch(summary);
     if (ledger_) {
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-        std::string body = "{\"transactions\":1,\"large\":true,\"changes\":" +
-                           std::to_string(summary.changes - set_aside_n) + ",\"set_aside\":" +
-                           std::to_string(set_aside_n) + ",\"duration_ms\":" + std::to_string(ms) + ",\"tables\":{";
-        bool first = true;
-        for (const auto& [t, n] : per_table) {
-            body += (first ? "" : ",") + json_string(t) + ":{\"c\":" + std::to_string(n[0]) + ",\"u\":" +
-                    std::to_string(n[1]) + ",\"d\":" + std::to_string(n[2]) + ",\"t\":" + std::to_string(n[3]) + "}";
-            first = false;
-        }
-        body += "}";
-        if (digest) body += ",\"checksum\":\"sha256:" + digest->hex() + "\"";
-        body += "}";
         ledger::entry e;
         e.stream = settings_.name;
         e.kind = ledger::kind_batch;
         e.position = from.to_string() + ".." + txn.end_lsn.to_string();
-        e.body = std::move(body);
+        e.body = tally.body(1, static_cast<std::int64_t>(set_aside_n),
+                            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(),
+                            true);
         ledger_->append(std::move(e));
     }
 }
@@ -520,17 +492,8 @@ asio::awaitable<void> stream_runner::retry(std::shared_ptr<retry_outcome> out, s
                     continue;
                 }
                 std::vector<change_event> one{*c};
-                std::optional<connector_error> error;
-                co_await sink_->savepoint();
-                try {
-                    co_await sink_->apply_changes(std::move(one));
-                    co_await sink_->release_savepoint();
-                } catch (const connector_error& x) {
-                    if (x.kind() != failure_kind::data) throw;
-                    error = x;
-                }
+                auto error = co_await apply_guarded(std::move(one));
                 if (error) {
-                    co_await sink_->rollback_to_savepoint();
                     for (const auto& k : keys) b.insert(k);
                     result.failed.emplace_back(e.seq, error->what());
                 } else {

@@ -145,6 +145,8 @@ private:
     bool held(const connectors::change_event& c) const;
     void set_aside(const change_ref& r, const std::string& error_class, const std::string& code,
                    const std::string& message);
+    boost::asio::awaitable<std::optional<connectors::connector_error>> apply_guarded(
+        std::vector<connectors::change_event> changes);
     boost::asio::awaitable<void> apply_isolated(std::vector<change_ref>& refs, std::uint64_t& applied);
     boost::asio::awaitable<void> retry(std::shared_ptr<retry_outcome> out, std::vector<std::int64_t> seqs);
     boost::asio::awaitable<void> load_holds();
