@@ -407,7 +407,27 @@ asio::awaitable<void> stream_runner::between_batches() {
             job = std::move(retry_queue_.front());
             retry_queue_.pop_front();
         }
-        co_await retry(job.second, std::move(job.first));
+        // A retry cut short (the target or source went away: its target
+        // transaction rolled back) still answers its caller, then the stream
+        // reconnects as usual.
+        std::exception_ptr cut;
+        try {
+            co_await retry(job.second, std::move(job.first));
+        } catch (...) {
+            cut = std::current_exception();
+        }
+        if (cut) {
+            {
+                std::lock_guard lock(mu_);
+                if (!job.second->done) {
+                    job.second->done = true;
+                    job.second->error =
+                        "the stream lost its target or source during the retry and nothing was applied (the target "
+                        "transaction rolled back); call retry_failed again once stream_status shows streaming";
+                }
+            }
+            std::rethrow_exception(cut);
+        }
     }
     bool reload = false;
     {
