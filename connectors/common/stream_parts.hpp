@@ -39,6 +39,9 @@ struct source_open_result {
     bool snapshot_needed = false;
     // Changes at or before this position are in the snapshot (or were applied).
     lsn start;
+    // The target keeps no position and the source resumed from its own record
+    // (the slot's confirmed position) rather than starting over.
+    bool resumed_from_slot = false;
 };
 
 // What a source knows about its own health (PostgreSQL: the slot's retained WAL).
@@ -48,11 +51,21 @@ struct source_health {
     std::int64_t safe_bytes = -1;      // bytes left before max_slot_wal_keep_size; -1 unlimited/unknown
 };
 
+struct source_open_request {
+    // The position the target has committed; nullopt when it has none.
+    std::optional<lsn> resume_from;
+    snapshot_mode snapshot = snapshot_mode::initial;
+    // False for a target that cannot store a position (a pipe, a device). A
+    // source that keeps its own record of the stream's progress (a replication
+    // slot) then resumes from it, at least once, instead of starting over:
+    // starting over would skip every change made while the stream was down.
+    bool target_keeps_position = true;
+};
+
 class change_source {
 public:
     virtual ~change_source() = default;
-    // `resume_from`: the position the target has committed, nullopt for a new stream.
-    virtual boost::asio::awaitable<source_open_result> open(std::optional<lsn> resume_from, snapshot_mode mode) = 0;
+    virtual boost::asio::awaitable<source_open_result> open(source_open_request request) = 0;
     // The next rows of the snapshot, table after table; nullopt when complete.
     virtual boost::asio::awaitable<std::optional<snapshot_batch>> read_snapshot() = 0;
     // Waits for at least one committed transaction, then returns the ones
@@ -83,6 +96,9 @@ struct sink_capabilities {
     bool transactions = true;  // changes and position commit atomically (exactly-once)
     bool upsert = true;
     bool ddl = true;           // creates target tables
+    // The target stores the stream's position (known after open): false for a
+    // pipe or a device, whose progress only the source (the slot) records.
+    bool keeps_position = true;
 };
 
 class change_sink {

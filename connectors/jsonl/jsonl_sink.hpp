@@ -35,7 +35,7 @@ public:
     explicit jsonl_sink(std::string path, std::string database);
     ~jsonl_sink() override;
 
-    sink_capabilities capabilities() const override { return {false, false, false}; }
+    sink_capabilities capabilities() const override { return {false, false, false, keeps_position_}; }
     boost::asio::awaitable<std::optional<lsn>> open(std::string stream) override;
     boost::asio::awaitable<void> prepare_table(std::shared_ptr<const table_schema>, bool) override { co_return; }
     boost::asio::awaitable<void> apply_snapshot(snapshot_batch batch) override;

@@ -386,8 +386,10 @@ struct pg_source::impl {
 pg_source::pg_source(pg_source_options options) : impl_(std::make_unique<impl>(std::move(options))) {}
 pg_source::~pg_source() = default;
 
-asio::awaitable<source_open_result> pg_source::open(std::optional<lsn> resume_from, snapshot_mode mode) {
+asio::awaitable<source_open_result> pg_source::open(source_open_request request) {
     auto& s = *impl_;
+    auto resume_from = request.resume_from;
+    const auto mode = request.snapshot;
     s.sql.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
     for (const auto& t : s.opts.tables) {
         s.tables.push_back(co_await s.describe(t));
@@ -399,6 +401,14 @@ asio::awaitable<source_open_result> pg_source::open(std::optional<lsn> resume_fr
     out.tables = s.tables;
     out.estimated_rows = s.estimates;
     auto slot_flush = co_await s.slot_confirmed_flush();
+    // A target without a position store (a pipe, a device): the slot is the
+    // only record of what was delivered. Resume from it (changes after its
+    // confirmed position are sent again: at least once) rather than drop it,
+    // which would skip every change made while the stream was down.
+    if (!resume_from && !request.target_keeps_position && slot_flush) {
+        out.resumed_from_slot = true;
+        resume_from = *slot_flush;
+    }
     if (resume_from) {
         if (!slot_flush)
             throw pg_error("replication slot " + s.opts.slot + " is gone (dropped outside Datavor?): changes after " +

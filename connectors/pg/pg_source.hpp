@@ -62,7 +62,7 @@ public:
     explicit pg_source(pg_source_options options);
     ~pg_source() override;
 
-    boost::asio::awaitable<source_open_result> open(std::optional<lsn> resume_from, snapshot_mode mode) override;
+    boost::asio::awaitable<source_open_result> open(source_open_request request) override;
     boost::asio::awaitable<std::optional<snapshot_batch>> read_snapshot() override;
     boost::asio::awaitable<std::vector<transaction>> read_transactions(std::size_t max_changes) override;
     boost::asio::awaitable<table_snapshot> start_table_snapshot(std::string table) override;

@@ -266,10 +266,21 @@ void stream_runner::warn_on_slot_health() {
 asio::awaitable<void> stream_runner::run_steps() {
     prepared_.clear();
     auto committed = co_await sink_->open(settings_.name);
-    auto opened = co_await source_->open(committed, settings_.snapshot);
+    source_open_request request;
+    request.resume_from = committed;
+    request.snapshot = settings_.snapshot;
+    request.target_keeps_position = sink_->capabilities().keeps_position;
+    auto opened = co_await source_->open(request);
+    if (opened.resumed_from_slot) {
+        log_("info", "stream " + settings_.name + ": the target keeps no position; resuming from the source's (" +
+                         opened.start.to_string() + "): changes in flight when the stream last stopped are written again");
+        ledger_event("resume", "resuming from the source's confirmed position (the target keeps none)", "{}",
+                     opened.start.to_string());
+    }
     {
         std::lock_guard lock(mu_);
         if (committed) status_.applied = *committed;
+        else if (opened.resumed_from_slot) status_.applied = opened.start;
     }
     co_await load_holds();  // also waits until the ledger holds what was appended
     if (committed && !gap_checked_) record_ledger_gap(*committed);

@@ -325,14 +325,16 @@ PY
 # _bp_dv_start NAME TARGET-URL [--snapshot MODE]: runs `datavor stream run` in the
 # background (log $BP_WORK/dv-NAME.log); returns once it is streaming. Sets BP_DV_PID.
 _bp_dv_start() {
-  local name=$1 target=$2 mode=${3:-never} log=$BP_WORK/dv-$1.log i
+  local name=$1 target=$2 mode=${3:-never} log=$BP_WORK/dv-$1.log i seen
+  # The log collects every run of this name: look only at what this run adds.
+  seen=$(wc -l <"$log" 2>/dev/null || echo 0)
   "$BP_DATAVOR" stream run --source "$BP_SRC_URL" --target "$target" --tables public.t --name "$name" \
     --snapshot "$mode" --home "$BP_WORK/home-$name" 2>>"$log" &
   BP_DV_PID=$!
   _BP_PIDS+=("$BP_DV_PID")
   [[ $mode == only ]] && return 0
   for ((i = 0; i < 600; i++)); do
-    grep -q ': streaming |' "$log" 2>/dev/null && return 0
+    tail -n +"$((seen + 1))" "$log" 2>/dev/null | grep -q ': streaming |' && return 0
     if ! kill -0 "$BP_DV_PID" 2>/dev/null; then
       cat "$log" >&2
       return 1

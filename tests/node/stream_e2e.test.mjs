@@ -10,7 +10,9 @@
 //    applied twice, and the slot never confirms past what the target holds;
 //  - pause/resume, stop_stream with and without drop_slot;
 //  - start_stream refuses a source that fails its prerequisites, with fixes;
-//  - `datavor stream run` stops cleanly on SIGTERM and resumes without duplicates.
+//  - `datavor stream run` stops cleanly on SIGTERM and resumes without duplicates;
+//  - a JSON-lines target on a pipe (no place for a position) resumes from the
+//    slot after a restart: the changes made while it was down all arrive.
 //
 // "Nothing lost, nothing twice" is checked with write logs: a trigger on the
 // source table records every committed row version (each write takes a new
@@ -645,6 +647,61 @@ describe('PostgreSQL -> SQLite streams', () => {
         publications: [slot],
         sql: `DROP TABLE IF EXISTS ${table}, ${table}_ctl, ${table}_audit; DROP FUNCTION IF EXISTS ${table}_audit_fn; DROP SEQUENCE IF EXISTS ${table}_ver, ${table}_id;`,
       });
+      tmp.remove();
+    }
+  });
+  // ------------------------------------------------------------------ 7
+  it('a JSON-lines target on a pipe resumes from the slot: changes made while it was down arrive', async () => {
+    const { pg } = s;
+    const table = `dv_pipe_${U}`;
+    const stream = `pipe_${U}`;
+    const slot = slotOf(stream);
+    const tmp = tempHome('datavor-stream-pipe-');
+    const url = `postgresql://${encodeURIComponent(pg.user)}:${encodeURIComponent(pg.password)}@${pg.host}:${pg.port}/postgres`;
+    const argv = ['stream', 'run', '--source', url, '--target', 'jsonl:-', '--tables', table, '--name', stream, '--home', tmp.home];
+    const events = (h) =>
+      h
+        .stdout()
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l));
+    const idsOf = (h, op) => new Set(events(h).filter((e) => e.op === op).map((e) => Number(e.after.id)));
+    const insert = (from, to) => psql(pg, `INSERT INTO ${table} SELECT g, g * 10 FROM generate_series(${from}, ${to}) g;`);
+    const runs = [];
+    const runOnce = async (label) => {
+      const h = spawnCaptured(BIN, argv, { env: serverEnv(tmp.userHome), cwd: tmp.userHome });
+      runs.push(h);
+      await waitUntil(() => h.stderr().includes(`stream ${stream}: streaming`) || h.proc.exitCode !== null, CATCH_UP_MS, `${label}: the stream to report streaming`, h.describe);
+      assert.equal(h.proc.exitCode, null, `${label}: datavor stream run exited early${h.describe()}`);
+      return h;
+    };
+    const sigterm = async (h, label) => {
+      h.proc.kill('SIGTERM');
+      const r = await withTimeout(h.exited, 15000, `${label}: datavor stream run to exit after SIGTERM`);
+      assert.deepEqual(r, { code: 0, signal: null }, `${label}: exit status after SIGTERM${h.describe()}`);
+    };
+    try {
+      await psql(pg, `CREATE TABLE ${table} (id int PRIMARY KEY, v int); INSERT INTO ${table} SELECT g, g FROM generate_series(1, 20) g;`);
+      const first = await runOnce('first run');
+      await insert(101, 150);
+      await waitUntil(() => idsOf(first, 'c').size === 50, CATCH_UP_MS, 'first run: 50 inserts on stdout', first.describe);
+      assert.equal(idsOf(first, 'r').size, 20, `first run: the snapshot's 20 rows${first.describe()}`);
+      await sigterm(first, 'first run');
+
+      await insert(151, 400); // nothing reads: the slot keeps it
+      const second = await runOnce('second run');
+      await insert(401, 450);
+      await waitUntil(() => idsOf(second, 'c').has(450), CATCH_UP_MS, 'second run: the insert made after its start', second.describe);
+      assert.match(second.stderr(), /keeps no position; resuming from the source/, `second run: no resume note${second.describe()}`);
+      assert.equal(idsOf(second, 'r').size, 0, `second run took a new snapshot${second.describe()}`);
+      const seen = new Set([...idsOf(first, 'c'), ...idsOf(second, 'c')]);
+      const missing = [];
+      for (let id = 101; id <= 450; id++) if (!seen.has(id)) missing.push(id);
+      assert.deepEqual(missing.slice(0, 20), [], `${missing.length} inserts never arrived (first: ${missing.slice(0, 5)})${second.describe()}`);
+      await sigterm(second, 'second run');
+    } finally {
+      for (const h of runs) if (h.proc.exitCode === null) await h.stop();
+      await cleanupSource(pg, { slots: [slot], publications: [slot], sql: `DROP TABLE IF EXISTS ${table};` });
       tmp.remove();
     }
   });
