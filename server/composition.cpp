@@ -34,8 +34,25 @@ struct application::parts {
     engines::stream::stream_log log = [](std::string_view, std::string_view) {};
     std::mutex ledger_mu;
     std::unique_ptr<engines::ledger::ledger> ledger;  // opened on first use; outlives the streams
+    int keep_days = 30;
+    std::int64_t max_mb = 1024;
     std::unique_ptr<engines::stream::stream_manager> streams;
 };
+
+namespace {
+application::stream_request request_of(const engines::context::stream_record& r) {
+    application::stream_request req{r.name, r.source, r.target, r.tables, connectors::snapshot_mode::initial};
+    if (r.snapshot == "never") req.snapshot = connectors::snapshot_mode::never;
+    if (r.snapshot == "only") req.snapshot = connectors::snapshot_mode::only;
+    return req;
+}
+}  // namespace
+
+std::optional<application::stream_request> application::saved_stream(const std::string& name) {
+    auto r = parts_->context.find_stream(name);
+    if (!r) return std::nullopt;
+    return request_of(*r);
+}
 
 application::application(const std::filesystem::path& home, boost::asio::any_io_executor ex)
     : home_(home), parts_(std::make_unique<parts>(home)) {
@@ -43,10 +60,7 @@ application::application(const std::filesystem::path& home, boost::asio::any_io_
     parts_->streams = std::make_unique<engines::stream::stream_manager>(
         ex, parts_->context,
         [this](const engines::context::stream_record& r) {
-            stream_request req{r.name, r.source, r.target, r.tables, connectors::snapshot_mode::initial};
-            if (r.snapshot == "never") req.snapshot = connectors::snapshot_mode::never;
-            if (r.snapshot == "only") req.snapshot = connectors::snapshot_mode::only;
-            return make_stream(req, [this](std::string_view level, std::string_view msg) { parts_->log(level, msg); });
+            return make_stream(request_of(r), [this](std::string_view level, std::string_view msg) { parts_->log(level, msg); });
         },
         [this](std::string_view level, std::string_view msg) { parts_->log(level, msg); }, nullptr);
 }
@@ -177,9 +191,24 @@ engines::ledger::ledger& application::ledger() {
         engines::ledger::ledger_options o;
         const char* mode = std::getenv("DATAVOR_LEDGER");
         if (mode && std::string_view(mode) == "batches") o.row_checksums = false;
+        if (parts_->keep_days > 0 || parts_->max_mb > 0) {
+            engines::ledger::retention r;
+            r.batch_age = parts_->keep_days > 0 ? std::chrono::hours(24 * parts_->keep_days)
+                                                : std::chrono::hours(24 * 365 * 1000);
+            r.max_bytes = parts_->max_mb << 20;
+            o.auto_retention = r;
+        }
         parts_->ledger = std::make_unique<engines::ledger::ledger>(home_ / "ledger.db", o);
     }
     return *parts_->ledger;
+}
+
+void application::set_ledger_retention(int keep_days, std::int64_t max_mb) {
+    std::lock_guard lock(parts_->ledger_mu);
+    if (parts_->ledger) throw std::logic_error("set_ledger_retention after the ledger was opened");
+    if (keep_days < 0 || max_mb < 0) throw std::invalid_argument("ledger retention limits must be 0 (off) or positive");
+    parts_->keep_days = keep_days;
+    parts_->max_mb = max_mb;
 }
 
 server_info product_info() {

@@ -45,12 +45,18 @@ public:
     // Server logs also reach MCP clients once a server is registered.
     void set_log(engines::stream::stream_log log);
 
+    // A stream saved in context.db (started through MCP), as a request.
+    std::optional<stream_request> saved_stream(const std::string& name);
     // Builds a stream from its parts; throws std::invalid_argument with what to fix.
     std::unique_ptr<engines::stream::stream_runner> make_stream(const stream_request& req,
                                                                 engines::stream::stream_log log);
 
     // The ledger (ledger.db in the home folder), opened on first use.
     engines::ledger::ledger& ledger();
+    // Retention applied by the ledger every hour (set before its first use):
+    // batch entries older than `keep_days` or beyond `max_mb` roll up into
+    // daily summaries; 0 turns a limit off. Defaults: 30 days, 1024 MiB.
+    void set_ledger_retention(int keep_days, std::int64_t max_mb);
 
 private:
     struct parts;

@@ -7,6 +7,7 @@
 #include "server/transports.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -46,8 +47,18 @@ constexpr const char* usage = R"(Usage:
   datavor ledger show [--stream S] [--kind K] [--status open|retried|dismissed] [--table T]
                      [--limit N] [--summary] [--json] [--home DIR]
       Reads the sync ledger (ledger.db): batches, failed rows, lifecycle, retries.
+  datavor ledger retry --stream S [--seqs 12,15] [--json] [--home DIR]
+                      [--source URL|NAME --target URL|NAME --tables a,b]
+      Re-applies the stream's open failed rows (all, or the given entries) through the stream,
+      in order, after the cause is fixed; records the outcome. Runs the stream until the retry
+      is done (a stream running in `datavor serve` is retried there: retry_failed). Exit 0 when
+      every row applied, 4 when some still fail.
   datavor ledger verify [--home DIR]
       Recomputes the hash chain; exit 0 when intact, 3 when an entry was removed or altered.
+  datavor ledger prune [--keep-days N] [--max-mb M] [--home DIR]
+      One retention pass now: batch entries older than N days (30) or beyond M MiB (1024) roll up
+      into daily summaries; failed rows stay until retried or dismissed. `serve`, `stream run` and
+      `ledger retry` take --ledger-keep-days N / --ledger-max-mb M (0: no limit) and apply them hourly.
   datavor claude-config [--home DIR]
       Prints a claude_desktop_config.json block for this binary (absolute path).
   datavor --version
@@ -98,10 +109,27 @@ asio::awaitable<void> serve_stdio_then_stop(server::mcp_server& srv, server::app
 
 asio::awaitable<void> stop_streams(server::application& app) { co_await app.shutdown_streams(); }
 
+int int_option(const args& a, const std::string& name, int fallback) {
+    if (!a.has(name)) return fallback;
+    try {
+        std::size_t used = 0;
+        const int v = std::stoi(a.get(name), &used);
+        if (used == a.get(name).size() && v >= 0) return v;
+    } catch (const std::exception&) {
+    }
+    throw std::invalid_argument(name + " takes a whole number >= 0 (0 turns the limit off)");
+}
+
+// --ledger-keep-days / --ledger-max-mb: the ledger's automatic retention.
+void ledger_retention_options(const args& a, server::application& app) {
+    app.set_ledger_retention(int_option(a, "--ledger-keep-days", 30), int_option(a, "--ledger-max-mb", 1024));
+}
+
 int serve(const args& a) {
     const bool http = a.has("--http");
     asio::io_context io(http ? 2 : 1);
     server::application app(home_of(a), io.get_executor());
+    ledger_retention_options(a, app);
     server::mcp_server srv(server::product_info());
     app.register_product(srv);
     asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -246,20 +274,27 @@ void print_status(const engines::stream::stream_status& s) {
     std::cerr << line << std::endl;
 }
 
-int stream_cmd(const args& a) {
-    if (a.positional.size() < 2 || a.positional[1] != "run")
-        throw std::invalid_argument("usage: datavor stream run --source URL|NAME --target URL|NAME --tables a,b");
-    server::application app(home_of(a));
+// --source, --target, --tables, --name, --snapshot as `stream run` takes them.
+server::application::stream_request stream_request_of(const args& a, const std::string& default_name) {
     server::application::stream_request req;
     req.source = a.get("--source");
     req.target = a.get("--target");
     req.tables = split_list(a.get("--tables"));
-    req.name = a.get("--name", "cli");
+    req.name = a.get("--name", default_name);
     std::string mode = a.get("--snapshot", "initial");
     if (mode == "never") req.snapshot = connectors::snapshot_mode::never;
     else if (mode == "only") req.snapshot = connectors::snapshot_mode::only;
     else if (mode != "initial") throw std::invalid_argument("--snapshot must be initial, never or only");
     if (req.source.empty() || req.target.empty()) throw std::invalid_argument("--source and --target are required");
+    return req;
+}
+
+int stream_cmd(const args& a) {
+    if (a.positional.size() < 2 || a.positional[1] != "run")
+        throw std::invalid_argument("usage: datavor stream run --source URL|NAME --target URL|NAME --tables a,b");
+    server::application app(home_of(a));
+    ledger_retention_options(a, app);
+    auto req = stream_request_of(a, "cli");
     auto runner = app.make_stream(req, [](std::string_view level, std::string_view msg) {
         std::cerr << level << ": " << msg << std::endl;
     });
@@ -315,9 +350,153 @@ int claude_config(const args& a) {
     return 0;
 }
 
+// `datavor ledger retry`: failed rows go back through their stream, so that
+// order per key holds (held changes follow their row). The stream is run here
+// until the retry is done, then stopped; a stream that runs in `datavor serve`
+// holds its slot, so it is retried there (retry_failed) instead.
+int ledger_retry(const args& a) {
+    const auto home = home_of(a);
+    const std::string stream = a.get("--stream");
+    if (stream.empty()) throw std::invalid_argument("ledger retry needs --stream NAME (datavor ledger show --kind failed lists them)");
+    std::vector<std::int64_t> wanted;
+    for (const auto& s : split_list(a.get("--seqs"))) {
+        try {
+            wanted.push_back(std::stoll(s));
+        } catch (const std::exception&) {
+            throw std::invalid_argument("--seqs takes ledger entry numbers, comma-separated (got \"" + s + "\")");
+        }
+    }
+    if (!std::filesystem::exists(home / "ledger.db")) {
+        std::cerr << "datavor: no ledger yet in " << home.string() << " (it is created when a stream first runs)\n";
+        return 1;
+    }
+    server::application app(home);
+    ledger_retention_options(a, app);
+    engines::ledger::query q;
+    q.stream = stream;
+    q.kind = engines::ledger::kind_failed;
+    q.status = "open";
+    q.limit = 1000000;
+    std::set<std::int64_t> open;
+    for (const auto& e : app.ledger().find(q)) open.insert(e.seq);
+    for (auto s : wanted)
+        if (!open.count(s))
+            throw std::invalid_argument("entry " + std::to_string(s) + " is not an open failed row of stream " + stream +
+                                        " (datavor ledger show --stream " + stream + " --kind failed --status open)");
+    if (open.empty()) {
+        std::cout << "stream " << stream << " has no open failed rows: nothing to retry\n";
+        return 0;
+    }
+    server::application::stream_request req;
+    if (a.has("--source") || a.has("--target")) {
+        req = stream_request_of(a, stream);
+        req.name = stream;
+    } else if (auto saved = app.saved_stream(stream)) {
+        req = *saved;
+    } else {
+        throw std::invalid_argument("stream " + stream + " is not saved in " + (home / "context.db").string() +
+                                    " (a `datavor stream run` stream is not): pass the --source, --target and --tables it runs with");
+    }
+    auto runner = app.make_stream(req, [](std::string_view level, std::string_view msg) {
+        std::cerr << level << ": " << msg << std::endl;
+    });
+    asio::io_context io(1);
+    asio::cancellation_signal stop;
+    bool finished = false;
+    std::exception_ptr failure;
+    std::string problem;
+    std::optional<engines::stream::retry_outcome> result;
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](auto ec, int) {
+        if (!ec) {
+            problem = "interrupted before the retry finished";
+            stop.emit(asio::cancellation_type::terminal);
+        }
+    });
+    asio::co_spawn(io, runner->run(), asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
+                       failure = e;
+                       finished = true;
+                       signals.cancel();
+                   }));
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            asio::steady_timer t(io);
+            auto pause = [&]() -> asio::awaitable<void> {
+                t.expires_after(std::chrono::milliseconds(100));
+                co_await t.async_wait(asio::use_awaitable);
+            };
+            for (;;) {  // until the stream has caught up with its source
+                if (finished) co_return;
+                const auto st = runner->status();
+                if (st.state == "streaming") break;
+                if (st.state == "degraded") {
+                    problem = "the stream cannot run: " + st.degraded_reason +
+                              " (if it runs in `datavor serve`, retry there with the retry_failed tool)";
+                    stop.emit(asio::cancellation_type::terminal);
+                    co_return;
+                }
+                co_await pause();
+            }
+            auto handle = runner->request_retry(wanted);
+            for (;;) {
+                if (finished) co_return;
+                auto o = runner->outcome(handle);
+                if (o.done) {
+                    result = std::move(o);
+                    break;
+                }
+                co_await pause();
+            }
+            stop.emit(asio::cancellation_type::terminal);
+        },
+        asio::detached);
+    io.run();
+    runner.reset();
+    if (!result) {
+        if (failure && problem.empty()) std::rethrow_exception(failure);
+        std::cerr << "datavor: " << (problem.empty() ? "the stream stopped before the retry ran" : problem) << "\n";
+        return 1;
+    }
+    if (!result->error.empty()) {
+        std::cerr << "datavor: cannot retry: " << result->error << "\n";
+        return 1;
+    }
+    app.ledger().flush(std::chrono::seconds(10));
+    const auto left = app.ledger().find(q).size();
+    if (a.has("--json")) {
+        server::json_doc d(rapidjson::kObjectType);
+        auto& al = d.GetAllocator();
+        d.AddMember("stream", server::str(stream, al), al);
+        server::json_value applied(rapidjson::kArrayType), failing(rapidjson::kArrayType);
+        for (auto s : result->applied) applied.PushBack(s, al);
+        for (const auto& [s, m] : result->failed) {
+            server::json_value f(rapidjson::kObjectType);
+            f.AddMember("seq", s, al);
+            f.AddMember("message", server::str(m, al), al);
+            failing.PushBack(f, al);
+        }
+        d.AddMember("applied", applied, al);
+        d.AddMember("still_failing", failing, al);
+        d.AddMember("open_left", static_cast<std::int64_t>(left), al);
+        std::cout << server::to_json(d) << "\n";
+    } else {
+        std::cout << "stream " << stream << ": " << result->applied.size() << " failed row(s) applied";
+        if (!result->applied.empty()) {
+            std::cout << " (";
+            for (std::size_t i = 0; i < result->applied.size(); ++i) std::cout << (i ? ", " : "") << result->applied[i];
+            std::cout << ")";
+        }
+        std::cout << ", " << result->failed.size() << " still failing; " << left << " open failed row(s) left\n";
+        for (const auto& [s, m] : result->failed) std::cout << "  " << s << ": " << m << "\n";
+    }
+    return result->failed.empty() ? 0 : 4;
+}
+
 int ledger_cmd(const args& a) {
-    if (a.positional.size() < 2) throw std::invalid_argument("ledger needs a subcommand: show or verify");
+    if (a.positional.size() < 2) throw std::invalid_argument("ledger needs a subcommand: show, verify, retry or prune");
     const std::string& sub = a.positional[1];
+    if (sub == "retry") return ledger_retry(a);
     const auto home = home_of(a);
     if (!std::filesystem::exists(home / "ledger.db")) {
         std::cerr << "datavor: no ledger yet in " << home.string() << " (it is created when a stream first runs)\n";
@@ -336,7 +515,19 @@ int ledger_cmd(const args& a) {
                   << " entries verified before it)\n";
         return 3;
     }
-    if (sub != "show") throw std::invalid_argument("unknown ledger subcommand " + sub + ": use show or verify");
+    if (sub == "prune") {
+        engines::ledger::retention r;
+        const int days = int_option(a, "--keep-days", 30);
+        r.batch_age = std::chrono::hours(24 * (days > 0 ? days : 365 * 1000));
+        r.max_bytes = static_cast<std::int64_t>(int_option(a, "--max-mb", 1024)) << 20;
+        const auto before = l.used_bytes();
+        const auto removed = l.apply_retention(r);
+        std::cout << "ledger: " << removed << " batch entries rolled up into daily summaries; " << (before >> 10)
+                  << " KiB in use before, " << (l.used_bytes() >> 10) << " KiB after\n";
+        return 0;
+    }
+    if (sub != "show")
+        throw std::invalid_argument("unknown ledger subcommand " + sub + ": use show, verify, retry or prune");
     const std::string stream = a.get("--stream");
     if (a.has("--summary")) {
         if (stream.empty()) throw std::invalid_argument("--summary needs --stream");

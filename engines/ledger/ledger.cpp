@@ -1,5 +1,6 @@
 #include "engines/ledger/ledger.hpp"
 
+#include <algorithm>
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <openssl/evp.h>
 #include <rapidjson/document.h>
@@ -134,8 +135,10 @@ struct ledger::impl {
     std::deque<entry> queue;
     std::uint64_t appended = 0, stored = 0;  // entries appended / written so far
     std::string health;
+    std::string retention_error;  // the last automatic pass's failure
     bool stopping = false;
     std::thread writer;
+    std::thread pruner;  // automatic retention, when configured
 
     SQLite::Database reader() const {
         SQLite::Database d(file.string(), SQLite::OPEN_READONLY);
@@ -274,6 +277,32 @@ ledger::ledger(std::filesystem::path file, ledger_options options)
     impl_->opts = options_;
     impl_->open();
     impl_->writer = std::thread([this] { impl_->run(); });
+    if (options_.auto_retention) impl_->pruner = std::thread([this] { prune_loop(); });
+}
+
+void ledger::prune_loop() {
+    auto wait = std::min<std::chrono::milliseconds>(options_.retention_every, std::chrono::minutes(1));
+    for (;;) {
+        {
+            std::unique_lock lock(impl_->mu);
+            if (impl_->cv.wait_for(lock, wait, [&] { return impl_->stopping; })) return;
+        }
+        wait = options_.retention_every;
+        std::string error;
+        try {
+            apply_retention(*options_.auto_retention);
+        } catch (const std::exception& x) {
+            error = std::string("retention pass on ") + file_.string() + " failed: " + x.what() +
+                    " (retried at the next pass)";
+        }
+        std::lock_guard lock(impl_->mu);
+        impl_->retention_error = error;
+    }
+}
+
+std::string ledger::retention_health() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->retention_error;
 }
 
 ledger::~ledger() {
@@ -282,7 +311,15 @@ ledger::~ledger() {
         impl_->stopping = true;
     }
     impl_->cv.notify_all();
+    if (impl_->pruner.joinable()) impl_->pruner.join();
     if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+std::int64_t ledger::used_bytes() const {
+    auto db = impl_->reader();
+    const auto pages = db.execAndGet("PRAGMA page_count").getInt64();
+    const auto free_pages = db.execAndGet("PRAGMA freelist_count").getInt64();
+    return (pages - free_pages) * db.execAndGet("PRAGMA page_size").getInt64();
 }
 
 void ledger::append(entry e) {
@@ -457,6 +494,24 @@ std::int64_t ledger::apply_retention(const retention& ret) {
     const std::int64_t cutoff =
         now_us() - std::chrono::duration_cast<std::chrono::microseconds>(ret.batch_age).count();
     std::lock_guard lock(s.write_mu);
+    // Size: batch entries up to `size_seq` go too, the oldest first, enough of
+    // them (by their share of the entries) to come down to ~90% of the limit.
+    std::int64_t size_seq = 0;
+    std::int64_t used = 0;
+    if (ret.max_bytes > 0) {
+        const auto pages = s.db->execAndGet("PRAGMA page_count").getInt64();
+        const auto free_pages = s.db->execAndGet("PRAGMA freelist_count").getInt64();
+        used = (pages - free_pages) * s.db->execAndGet("PRAGMA page_size").getInt64();
+        if (used > ret.max_bytes) {
+            const auto all = s.db->execAndGet("SELECT count(*) FROM entries").getInt64();
+            const double share = (static_cast<double>(used) - 0.9 * static_cast<double>(ret.max_bytes)) / static_cast<double>(used);
+            const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(share * static_cast<double>(all)) + 1);
+            SQLite::Statement q(*s.db, "SELECT seq FROM entries WHERE kind = 'batch' ORDER BY seq LIMIT 1 OFFSET ?");
+            q.bind(1, k - 1);
+            if (q.executeStep()) size_seq = q.getColumn(0).getInt64();
+            else size_seq = s.db->execAndGet("SELECT coalesce(max(seq), 0) FROM entries WHERE kind = 'batch'").getInt64();
+        }
+    }
     // Runs of consecutive seqs that are all old batch entries.
     struct range {
         std::int64_t from, to;
@@ -467,11 +522,13 @@ std::int64_t ledger::apply_retention(const retention& ret) {
     std::map<std::string, std::map<std::string, std::pair<std::int64_t, std::int64_t>>> summary;
     {
         SQLite::Statement st(*s.db, "SELECT seq, kind, at_us, stream, hash, body FROM entries WHERE seq <= "
-                                    "(SELECT coalesce(max(seq), 0) FROM entries WHERE at_us < ?) ORDER BY seq");
+                                    "max((SELECT coalesce(max(seq), 0) FROM entries WHERE at_us < ?), ?) ORDER BY seq");
         st.bind(1, cutoff);
+        st.bind(2, size_seq);
         while (st.executeStep()) {
             const auto seq = st.getColumn(0).getInt64();
-            const bool removable = st.getColumn(1).getString() == kind_batch && st.getColumn(2).getInt64() < cutoff;
+            const bool removable = st.getColumn(1).getString() == kind_batch &&
+                                   (st.getColumn(2).getInt64() < cutoff || seq <= size_seq);
             if (!removable) continue;
             if (!ranges.empty() && ranges.back().to == seq - 1) {
                 ranges.back().to = seq;
@@ -526,12 +583,20 @@ std::int64_t ledger::apply_retention(const retention& ret) {
     w.EndArray();
     w.Key("batch_age_hours");
     w.Int64(ret.batch_age.count());
+    if (size_seq > 0) {
+        w.Key("max_bytes");
+        w.Int64(ret.max_bytes);
+        w.Key("used_bytes");
+        w.Int64(used);
+    }
     w.EndObject();
     entry roll;
     roll.stream = "*";
     roll.kind = kind_rollup;
     roll.message = "retention: " + std::to_string(removed) + " batch entries older than " +
-                   std::to_string(ret.batch_age.count()) + " h rolled up into daily summaries";
+                   std::to_string(ret.batch_age.count()) + " h" +
+                   (size_seq > 0 ? " or beyond the size limit (" + std::to_string(ret.max_bytes >> 20) + " MiB)" : "") +
+                   " rolled up into daily summaries";
     roll.body = std::string(buf.GetString(), buf.GetSize());
     const auto seq0 = s.last_seq;
     const auto hash0 = s.last_hash;

@@ -81,14 +81,23 @@ struct verify_result {
     std::string problem;            // what is wrong there
 };
 
+// What retention removes: batch entries only (rolled up into daily summaries
+// per stream); failed rows, retries, dismissals and lifecycle entries stay.
 struct retention {
     std::chrono::hours batch_age{24 * 30};  // batch entries older than this are rolled up
+    // 0: no limit. Above it (pages in use), the oldest batch entries are rolled
+    // up too, down to about 90% of it; freed pages are reused, so the file stops growing.
+    std::int64_t max_bytes = 0;
 };
 
 struct ledger_options {
     std::size_t flush_entries = 2000;
     std::chrono::milliseconds flush_interval{100};
     bool row_checksums = true;  // batches carry a SHA-256 of their rows (see row_digest)
+    // When set, a background thread applies it every `retention_every` (the
+    // first pass a minute after opening, or sooner when the interval is shorter).
+    std::optional<retention> auto_retention;
+    std::chrono::milliseconds retention_every{std::chrono::hours(1)};
 };
 
 class ledger {
@@ -115,10 +124,16 @@ public:
     std::optional<entry> get(std::int64_t seq) const;
     std::vector<class_count> failed_summary(const std::string& stream) const;
     verify_result verify() const;
-    // Rolls up batch entries older than the retention into one rollup entry; returns how many went.
+    // Rolls up batch entries older than the retention (or beyond its size) into
+    // one rollup entry; returns how many went.
     std::int64_t apply_retention(const retention& r);
+    // Bytes of ledger.db pages in use (the file minus its free pages).
+    std::int64_t used_bytes() const;
+    // The last automatic retention pass: "" when it worked (or none ran yet).
+    std::string retention_health() const;
 
 private:
+    void prune_loop();
     struct impl;
     std::filesystem::path file_;
     ledger_options options_;

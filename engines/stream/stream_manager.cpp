@@ -63,10 +63,48 @@ void stream_manager::launch(const std::shared_ptr<entry>& e) {
                        // A stream that ended by itself (snapshot only) is stopped.
                        if (state.empty()) state = "stopped";
                        // On shutdown the saved state stays "running" so the stream resumes.
-                       if (state != "running") ctx_.set_stream_state(e->name, state, error);
+                       if (state != "running") record_state(e->name, state, error);
                        e->done = true;
                        if (changed_) changed_(e->name);
                    }));
+}
+
+// A state change that context.db cannot take now (locked by another process,
+// disk full) must neither crash the server (this runs in a completion handler)
+// nor be forgotten: it is retried every 2 s until written or superseded.
+void stream_manager::record_state(const std::string& name, const std::string& state, const std::string& error) {
+    std::uint64_t generation;
+    {
+        std::lock_guard lock(mu_);
+        generation = ++state_generation_[name];
+    }
+    try {
+        ctx_.set_stream_state(name, state, error);
+        return;
+    } catch (const std::exception& x) {
+        log_("error", "stream " + name + ": cannot record its state (" + state + ") in context.db: " + x.what() +
+                          "; retrying every 2 s (free the disk or end the other process holding context.db)");
+    }
+    asio::co_spawn(
+        ex_,
+        [this, name, state, error, generation]() -> asio::awaitable<void> {
+            asio::steady_timer t(ex_);
+            for (;;) {
+                t.expires_after(std::chrono::seconds(2));
+                co_await t.async_wait(asio::use_awaitable);
+                {
+                    std::lock_guard lock(mu_);
+                    if (state_generation_[name] != generation) co_return;  // a newer state took over
+                }
+                try {
+                    ctx_.set_stream_state(name, state, error);
+                    log_("info", "stream " + name + ": state " + state + " recorded in context.db");
+                    co_return;
+                } catch (const std::exception&) {
+                }
+            }
+        },
+        asio::detached);
 }
 
 void stream_manager::start(context::stream_record rec) {
@@ -98,10 +136,29 @@ asio::awaitable<bool> stream_manager::stop(std::string name, std::string new_sta
         std::lock_guard lock(mu_);
         auto it = streams_.find(name);
         if (it == streams_.end() || it->second->done) {
-            if (ctx_.find_stream(name)) ctx_.set_stream_state(name, new_state);
+            if (ctx_.find_stream(name)) ctx_.set_stream_state(name, new_state);  // throws: the caller says why
             co_return false;
         }
         e = it->second;
+    }
+    // Recorded before the stream stops: when context.db cannot take it, the
+    // stream keeps running and the caller hears why (a stop that is not
+    // recorded would come back to life at the next start).
+    if (new_state != "running") {
+        {
+            std::lock_guard lock(mu_);
+            ++state_generation_[name];
+        }
+        try {
+            ctx_.set_stream_state(name, new_state);
+        } catch (const std::exception& x) {
+            throw std::runtime_error("cannot record that stream " + name + " is " + new_state + " in context.db (" +
+                                     x.what() + "): the stream keeps running; free the disk or end the other process "
+                                     "holding context.db, then try again");
+        }
+    }
+    {
+        std::lock_guard lock(mu_);
         e->state_after_stop = new_state;
     }
     asio::post(e->strand, [e] { e->signal.emit(asio::cancellation_type::terminal); });
@@ -157,7 +214,7 @@ void stream_manager::resume_saved() {
             start(rec);
             log_("info", "stream " + rec.name + " resumed");
         } catch (const std::invalid_argument& x) {
-            ctx_.set_stream_state(rec.name, "failed", x.what());
+            record_state(rec.name, "failed", x.what());
             log_("error", "stream " + rec.name + " cannot resume: " + x.what());
         }
     }

@@ -58,6 +58,7 @@ private:
     void launch(const std::shared_ptr<entry>& e);
     boost::asio::awaitable<void> wait_done(std::shared_ptr<entry> e);
     boost::asio::awaitable<void> tick(std::shared_ptr<entry> e);
+    void record_state(const std::string& name, const std::string& state, const std::string& error);
 
     boost::asio::any_io_executor ex_;
     context::context_store& ctx_;
@@ -66,6 +67,7 @@ private:
     on_change changed_;
     mutable std::mutex mu_;
     std::map<std::string, std::shared_ptr<entry>> streams_;
+    std::map<std::string, std::uint64_t> state_generation_;  // guarded by mu_
 };
 
 }  // namespace datavor::engines::stream

@@ -327,7 +327,8 @@ PY
 _bp_dv_start() {
   local name=$1 target=$2 mode=${3:-never} log=$BP_WORK/dv-$1.log i seen
   # The log collects every run of this name: look only at what this run adds.
-  seen=$(wc -l <"$log" 2>/dev/null || echo 0)
+  seen=0
+  if [[ -f $log ]]; then seen=$(wc -l <"$log"); fi
   "$BP_DATAVOR" stream run --source "$BP_SRC_URL" --target "$target" --tables public.t --name "$name" \
     --snapshot "$mode" --home "$BP_WORK/home-$name" 2>>"$log" &
   BP_DV_PID=$!

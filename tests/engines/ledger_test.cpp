@@ -1,5 +1,6 @@
 #include "engines/ledger/ledger.hpp"
 
+#include <thread>
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <catch2/catch.hpp>
 
@@ -170,6 +171,63 @@ TEST_CASE("retention rolls old batch entries up and verify() accepts only record
     CHECK(l.apply_retention({std::chrono::hours(24)}) == 0);
     exec(home.file(), "DELETE FROM entries WHERE seq = (SELECT max(seq) - 1 FROM entries WHERE kind = 'batch')");
     CHECK_FALSE(l.verify().ok);
+}
+
+TEST_CASE("retention by size rolls up the oldest batch entries until the ledger fits", "[ledger]") {
+    temp_home home;
+    ledger l(home.file());
+    const std::string pad(400, 'x');  // about half a kB per entry
+    auto big = [&](std::int64_t changes) {
+        auto e = batch("s", changes);
+        e.message = pad;
+        return e;
+    };
+    for (int i = 0; i < 4000; ++i) l.append(big(1));
+    l.append(failed("s", R"({"id":1})"));
+    for (int i = 0; i < 10; ++i) l.append(big(2));
+    REQUIRE(l.flush());
+    const auto before = l.used_bytes();
+    REQUIRE(before > 1'500'000);
+    const std::int64_t limit = before / 2;
+    // Nothing is old: only the size limit removes entries.
+    const auto removed = l.apply_retention({.batch_age = std::chrono::hours(24 * 365), .max_bytes = limit});
+    CHECK(removed > 1500);
+    CHECK(removed < 4000);
+    CHECK(l.used_bytes() <= limit);
+    auto v = l.verify();
+    CHECK(v.ok);
+    CHECK(v.rolled_up == removed);
+    // The oldest went; the failed row and the newest batches stayed.
+    CHECK(l.find({.stream = "s", .kind = kind_failed}).size() == 1);
+    auto rollup = l.find({.kind = kind_rollup});
+    REQUIRE(rollup.size() == 1);
+    CHECK_THAT(rollup[0].message, Catch::Contains("size limit"));
+    CHECK_THAT(rollup[0].body, Catch::Contains("\"changes\":" + std::to_string(removed)));
+    auto last = l.find({.stream = "s", .kind = kind_batch, .limit = 10, .newest_first = true});
+    REQUIRE(last.size() == 10);
+    for (const auto& e : last) CHECK_THAT(e.body, Catch::Contains("\"changes\":2"));
+    // Within the limit now: a second pass removes nothing.
+    CHECK(l.apply_retention({.batch_age = std::chrono::hours(24 * 365), .max_bytes = limit}) == 0);
+}
+
+TEST_CASE("automatic retention runs on its own thread at the configured interval", "[ledger]") {
+    temp_home home;
+    const std::int64_t old = 1'000'000'000'000'000;
+    {
+        ledger l(home.file());
+        for (int i = 0; i < 20; ++i) l.append(batch("s", 1, old + i));
+        REQUIRE(l.flush());
+    }
+    ledger_options o;
+    o.auto_retention = retention{std::chrono::hours(24)};
+    o.retention_every = std::chrono::milliseconds(200);
+    ledger l(home.file(), o);
+    for (int i = 0; i < 50 && l.find({.kind = kind_rollup}).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(l.find({.kind = kind_rollup}).size() == 1);
+    CHECK(l.find({.kind = kind_batch}).empty());
+    CHECK(l.retention_health().empty());
+    CHECK(l.verify().ok);
 }
 
 TEST_CASE("a ledger that cannot write keeps its entries and says why", "[ledger]") {
