@@ -181,30 +181,15 @@ void register_connection_tools(mcp_server& server, connection_deps deps) {
     auto* store = &deps.context;
     resource_provider res;
     res.list = [store](json_value& out, json_alloc& a) {
-        json_value all(rapidjson::kObjectType);
-        all.AddMember("uri", str(connections_uri, a), a);
-        all.AddMember("name", "connections", a);
-        all.AddMember("title", "Database connections", a);
-        all.AddMember("description", "Every saved connection (no passwords)", a);
-        all.AddMember("mimeType", "application/json", a);
-        out.PushBack(all, a);
-        for (const auto& r : store->list_connections()) {
-            json_value one(rapidjson::kObjectType);
-            one.AddMember("uri", str(std::string(connections_uri) + "/" + r.name, a), a);
-            one.AddMember("name", str("connection " + r.name, a), a);
-            one.AddMember("description", str(std::string(to_string(r.spec.kind)) + " connection " + r.spec.redacted_url(), a), a);
-            one.AddMember("mimeType", "application/json", a);
-            out.PushBack(one, a);
-        }
+        push_json_resource(out, a, std::string(connections_uri), "connections", "Database connections",
+                           "Every saved connection (no passwords)");
+        for (const auto& r : store->list_connections())
+            push_json_resource(out, a, std::string(connections_uri) + "/" + r.name, "connection " + r.name, "",
+                               std::string(to_string(r.spec.kind)) + " connection " + r.spec.redacted_url());
     };
     res.templates = [](json_value& out, json_alloc& a) {
-        json_value t(rapidjson::kObjectType);
-        t.AddMember("uriTemplate", str(std::string(connections_uri) + "/{name}", a), a);
-        t.AddMember("name", "connection", a);
-        t.AddMember("title", "One database connection", a);
-        t.AddMember("description", "A saved connection by name (no password)", a);
-        t.AddMember("mimeType", "application/json", a);
-        out.PushBack(t, a);
+        push_json_template(out, a, std::string(connections_uri) + "/{name}", "connection", "One database connection",
+                           "A saved connection by name (no password)");
     };
     res.read = [store](const std::string& uri, json_value& out, json_alloc& a) {
         std::string text;
@@ -218,11 +203,7 @@ void register_connection_tools(mcp_server& server, connection_deps deps) {
         } else {
             return false;
         }
-        json_value c(rapidjson::kObjectType);
-        c.AddMember("uri", str(uri, a), a);
-        c.AddMember("mimeType", "application/json", a);
-        c.AddMember("text", str(text, a), a);
-        out.PushBack(c, a);
+        push_json_contents(out, a, uri, text);
         return true;
     };
     server.add_resources(std::move(res));

@@ -134,22 +134,7 @@ boost::asio::awaitable<json_doc> retry_tool(ledger_deps d, json_doc args, std::s
     if (!o || !o->done)
         co_return text_result("Stream " + stream + " stopped before the retry ran; see stream_status.", true);
     if (!o->error.empty()) co_return text_result("Cannot retry: " + o->error + ".", true);
-    json_doc out(rapidjson::kObjectType);
-    auto& a = out.GetAllocator();
-    out.AddMember("stream", str(stream, a), a);
-    json_value applied(rapidjson::kArrayType);
-    for (auto s : o->applied) applied.PushBack(s, a);
-    out.AddMember("applied", applied, a);
-    json_value failing(rapidjson::kArrayType);
-    for (const auto& [s, m] : o->failed) {
-        json_value f(rapidjson::kObjectType);
-        f.AddMember("seq", s, a);
-        f.AddMember("message", str(m, a), a);
-        failing.PushBack(f, a);
-    }
-    out.AddMember("still_failing", failing, a);
-    out.AddMember("open_left", open_count(d.ledger, stream), a);
-    co_return structured_result(std::move(out));
+    co_return structured_result(retry_outcome_json(stream, *o, open_count(d.ledger, stream)));
 }
 
 boost::asio::awaitable<json_doc> dismiss_tool(ledger_deps d, json_doc args, std::shared_ptr<call_context>) {
@@ -201,6 +186,25 @@ boost::asio::awaitable<json_doc> dismiss_tool(ledger_deps d, json_doc args, std:
 
 }  // namespace
 
+json_doc retry_outcome_json(const std::string& stream, const engines::stream::retry_outcome& o, std::int64_t open_left) {
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    out.AddMember("stream", str(stream, a), a);
+    json_value applied(rapidjson::kArrayType);
+    for (auto s : o.applied) applied.PushBack(s, a);
+    out.AddMember("applied", applied, a);
+    json_value failing(rapidjson::kArrayType);
+    for (const auto& [s, m] : o.failed) {
+        json_value f(rapidjson::kObjectType);
+        f.AddMember("seq", s, a);
+        f.AddMember("message", str(m, a), a);
+        failing.PushBack(f, a);
+    }
+    out.AddMember("still_failing", failing, a);
+    out.AddMember("open_left", open_left, a);
+    return out;
+}
+
 std::string utc_iso_us(std::int64_t us) {
     const std::time_t t = static_cast<std::time_t>(us / 1000000);
     std::tm tm{};
@@ -247,23 +251,13 @@ void register_ledger_tools(mcp_server& server, ledger_deps deps) {
 
     resource_provider res;
     res.list = [deps](json_value& out, json_alloc& a) {
-        for (const auto& r : deps.context.list_streams()) {
-            json_value one(rapidjson::kObjectType);
-            one.AddMember("uri", str(std::string(ledger_uri) + r.name, a), a);
-            one.AddMember("name", str("ledger " + r.name, a), a);
-            one.AddMember("description", str("Stream " + r.name + ": failed rows by error class and the latest ledger entries", a), a);
-            one.AddMember("mimeType", "application/json", a);
-            out.PushBack(one, a);
-        }
+        for (const auto& r : deps.context.list_streams())
+            push_json_resource(out, a, std::string(ledger_uri) + r.name, "ledger " + r.name, "",
+                               "Stream " + r.name + ": failed rows by error class and the latest ledger entries");
     };
     res.templates = [](json_value& out, json_alloc& a) {
-        json_value t(rapidjson::kObjectType);
-        t.AddMember("uriTemplate", str(std::string(ledger_uri) + "{stream}", a), a);
-        t.AddMember("name", "ledger", a);
-        t.AddMember("title", "A stream's ledger", a);
-        t.AddMember("description", "Failed rows by error class, and the latest 50 ledger entries of a stream", a);
-        t.AddMember("mimeType", "application/json", a);
-        out.PushBack(t, a);
+        push_json_template(out, a, std::string(ledger_uri) + "{stream}", "ledger", "A stream's ledger",
+                           "Failed rows by error class, and the latest 50 ledger entries of a stream");
     };
     res.read = [deps](const std::string& uri, json_value& out, json_alloc& a) {
         if (!uri.starts_with(ledger_uri)) return false;
@@ -290,11 +284,7 @@ void register_ledger_tools(mcp_server& server, ledger_deps deps) {
         json_value recent(rapidjson::kArrayType);
         for (const auto& e : deps.ledger.find(q)) recent.PushBack(ledger_entry_json(e, da), da);
         d.AddMember("recent", recent, da);
-        json_value c(rapidjson::kObjectType);
-        c.AddMember("uri", str(uri, a), a);
-        c.AddMember("mimeType", "application/json", a);
-        c.AddMember("text", str(to_json(d), a), a);
-        out.PushBack(c, a);
+        push_json_contents(out, a, uri, to_json(d));
         return true;
     };
     server.add_resources(std::move(res));

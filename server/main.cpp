@@ -465,21 +465,7 @@ int ledger_retry(const args& a) {
     app.ledger().flush(std::chrono::seconds(10));
     const auto left = app.ledger().find(q).size();
     if (a.has("--json")) {
-        server::json_doc d(rapidjson::kObjectType);
-        auto& al = d.GetAllocator();
-        d.AddMember("stream", server::str(stream, al), al);
-        server::json_value applied(rapidjson::kArrayType), failing(rapidjson::kArrayType);
-        for (auto s : result->applied) applied.PushBack(s, al);
-        for (const auto& [s, m] : result->failed) {
-            server::json_value f(rapidjson::kObjectType);
-            f.AddMember("seq", s, al);
-            f.AddMember("message", server::str(m, al), al);
-            failing.PushBack(f, al);
-        }
-        d.AddMember("applied", applied, al);
-        d.AddMember("still_failing", failing, al);
-        d.AddMember("open_left", static_cast<std::int64_t>(left), al);
-        std::cout << server::to_json(d) << "\n";
+        std::cout << server::to_json(server::retry_outcome_json(stream, *result, static_cast<std::int64_t>(left))) << "\n";
     } else {
         std::cout << "stream " << stream << ": " << result->applied.size() << " failed row(s) applied";
         if (!result->applied.empty()) {

@@ -35,6 +35,37 @@ const tool_handler* mcp_server::handler(std::string_view name) const {
 }
 
 void mcp_server::add_resources(resource_provider p) { resources_.push_back(std::move(p)); }
+
+namespace {
+void push_described(json_value& out, json_alloc& a, const char* uri_key, const std::string& uri,
+                    const std::string& name, const std::string& title, const std::string& description) {
+    json_value v(rapidjson::kObjectType);
+    v.AddMember(rapidjson::StringRef(uri_key), str(uri, a), a);
+    v.AddMember("name", str(name, a), a);
+    if (!title.empty()) v.AddMember("title", str(title, a), a);
+    v.AddMember("description", str(description, a), a);
+    v.AddMember("mimeType", "application/json", a);
+    out.PushBack(v, a);
+}
+}  // namespace
+
+void push_json_resource(json_value& out, json_alloc& a, const std::string& uri, const std::string& name,
+                        const std::string& title, const std::string& description) {
+    push_described(out, a, "uri", uri, name, title, description);
+}
+
+void push_json_template(json_value& out, json_alloc& a, const std::string& uri_template, const std::string& name,
+                        const std::string& title, const std::string& description) {
+    push_described(out, a, "uriTemplate", uri_template, name, title, description);
+}
+
+void push_json_contents(json_value& out, json_alloc& a, const std::string& uri, const std::string& text) {
+    json_value c(rapidjson::kObjectType);
+    c.AddMember("uri", str(uri, a), a);
+    c.AddMember("mimeType", "application/json", a);
+    c.AddMember("text", str(text, a), a);
+    out.PushBack(c, a);
+}
 void mcp_server::add_prompt(prompt_definition p) { prompts_.push_back(std::move(p)); }
 void mcp_server::add_completion(completion_provider c) { completions_.push_back(std::move(c)); }
 

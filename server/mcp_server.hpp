@@ -40,6 +40,14 @@ struct resource_provider {
     std::function<bool(const std::string& uri, json_value& out_array, json_alloc&)> read;
 };
 
+// JSON resources: a resources/list entry, a resources/templates/list entry
+// (title may be empty), and one `contents` entry holding `text`.
+void push_json_resource(json_value& out, json_alloc& a, const std::string& uri, const std::string& name,
+                        const std::string& title, const std::string& description);
+void push_json_template(json_value& out, json_alloc& a, const std::string& uri_template, const std::string& name,
+                        const std::string& title, const std::string& description);
+void push_json_contents(json_value& out, json_alloc& a, const std::string& uri, const std::string& text);
+
 struct prompt_definition {
     json_doc definition;  // {name, title, description, arguments[]}
     // Returns the prompts/get result, or an error message for bad arguments.

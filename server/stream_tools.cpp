@@ -331,30 +331,15 @@ void register_stream_tools(mcp_server& server, stream_deps deps) {
 
     resource_provider res;
     res.list = [deps](json_value& out, json_alloc& a) {
-        json_value all(rapidjson::kObjectType);
-        all.AddMember("uri", str(streams_uri, a), a);
-        all.AddMember("name", "streams", a);
-        all.AddMember("title", "Streams", a);
-        all.AddMember("description", "Every saved stream with its state, throughput and latency", a);
-        all.AddMember("mimeType", "application/json", a);
-        out.PushBack(all, a);
-        for (const auto& r : deps.connections.context.list_streams()) {
-            json_value one(rapidjson::kObjectType);
-            one.AddMember("uri", str(std::string(streams_uri) + "/" + r.name, a), a);
-            one.AddMember("name", str("stream " + r.name, a), a);
-            one.AddMember("description", str("Stream " + r.name + " from " + r.source + " to " + r.target, a), a);
-            one.AddMember("mimeType", "application/json", a);
-            out.PushBack(one, a);
-        }
+        push_json_resource(out, a, std::string(streams_uri), "streams", "Streams",
+                           "Every saved stream with its state, throughput and latency");
+        for (const auto& r : deps.connections.context.list_streams())
+            push_json_resource(out, a, std::string(streams_uri) + "/" + r.name, "stream " + r.name, "",
+                               "Stream " + r.name + " from " + r.source + " to " + r.target);
     };
     res.templates = [](json_value& out, json_alloc& a) {
-        json_value t(rapidjson::kObjectType);
-        t.AddMember("uriTemplate", str(std::string(streams_uri) + "/{name}", a), a);
-        t.AddMember("name", "stream", a);
-        t.AddMember("title", "One stream", a);
-        t.AddMember("description", "A stream's live status by name", a);
-        t.AddMember("mimeType", "application/json", a);
-        out.PushBack(t, a);
+        push_json_template(out, a, std::string(streams_uri) + "/{name}", "stream", "One stream",
+                           "A stream's live status by name");
     };
     res.read = [deps](const std::string& uri, json_value& out, json_alloc& a) {
         json_doc d(rapidjson::kObjectType);
@@ -371,11 +356,7 @@ void register_stream_tools(mcp_server& server, stream_deps deps) {
         } else {
             return false;
         }
-        json_value c(rapidjson::kObjectType);
-        c.AddMember("uri", str(uri, a), a);
-        c.AddMember("mimeType", "application/json", a);
-        c.AddMember("text", str(to_json(d), a), a);
-        out.PushBack(c, a);
+        push_json_contents(out, a, uri, to_json(d));
         return true;
     };
     server.add_resources(std::move(res));
