@@ -41,8 +41,9 @@ constexpr const char* usage = R"(Usage:
   datavor connection test NAME [--tables a,b] [--timeout SECONDS] [--json] [--home DIR]
   datavor connection remove NAME [--home DIR]
   datavor stream run --source URL|NAME --target URL|NAME --tables a,b [--name NAME]
-                     [--snapshot initial|never|only] [--home DIR]
+                     [--snapshot initial|never|only] [--resnapshot] [--home DIR]
       Runs one stream in the foreground until SIGINT/SIGTERM, then stops cleanly.
+      --resnapshot starts over: a new slot and a fresh copy of every table.
       Progress goes to stderr once a second.
   datavor ledger show [--stream S] [--kind K] [--status open|retried|dismissed] [--table T]
                      [--limit N] [--summary] [--json] [--home DIR]
@@ -75,7 +76,8 @@ struct args {
     }
 };
 
-const std::set<std::string> flags = {"--json", "--replace", "--password-stdin", "--help", "--version", "--summary"};
+const std::set<std::string> flags = {"--json", "--replace", "--password-stdin", "--help", "--version", "--summary",
+                                     "--resnapshot"};
 
 args parse_args(int argc, char** argv) {
     args a;
@@ -298,6 +300,7 @@ int stream_cmd(const args& a) {
     auto runner = app.make_stream(req, [](std::string_view level, std::string_view msg) {
         std::cerr << level << ": " << msg << std::endl;
     });
+    if (a.has("--resnapshot")) runner->start_over();
     asio::io_context io(1);
     asio::cancellation_signal stop;
     asio::signal_set signals(io, SIGINT, SIGTERM);

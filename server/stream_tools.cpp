@@ -242,9 +242,15 @@ boost::asio::awaitable<json_doc> resume_tool(stream_deps d, json_doc args, std::
     const std::string name = name_of(args);
     auto rec = d.connections.context.find_stream(name);
     if (!rec) co_return text_result("No stream named " + name + " (see list_streams).", true);
+    const json_value* again = member(args, "resnapshot");
+    const bool start_over = again && again->IsBool() && again->GetBool();
+    if (start_over && d.manager.running(name))
+        co_return text_result("Stream " + name + " is running: stop_stream it first, then resume_stream with resnapshot: "
+                              "true (or re-copy single tables with resnapshot_table while it runs).",
+                              true);
     if (!d.manager.running(name)) {
         try {
-            d.manager.start(*rec);
+            d.manager.start(*rec, start_over);
         } catch (const std::invalid_argument& e) {
             co_return text_result(std::string("Cannot resume stream ") + name + ": " + e.what(), true);
         }

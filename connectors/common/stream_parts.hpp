@@ -60,6 +60,9 @@ struct source_open_request {
     // slot) then resumes from it, at least once, instead of starting over:
     // starting over would skip every change made while the stream was down.
     bool target_keeps_position = true;
+    // Start over: ignore the target's position, take a new slot (dropping
+    // what is left of the old one, even a lost one) and copy every table again.
+    bool start_over = false;
 };
 
 class change_source {
@@ -131,6 +134,9 @@ public:
     virtual boost::asio::awaitable<void> rollback_to_savepoint() { co_return; }
     virtual boost::asio::awaitable<void> release_savepoint() { co_return; }
     virtual boost::asio::awaitable<void> commit_position(lsn position) = 0;
+    // Removes the stream's position (a start over): until a new one commits,
+    // a restart treats the stream as new and copies its tables again.
+    virtual boost::asio::awaitable<void> forget_position() = 0;
     virtual boost::asio::awaitable<void> close() = 0;
 };
 

@@ -227,6 +227,14 @@ boost::asio::awaitable<void> jsonl_sink::commit_position(lsn position) {
     co_return;
 }
 
+boost::asio::awaitable<void> jsonl_sink::forget_position() {
+    if (owns_ && keeps_position_) {
+        std::error_code ec;
+        std::filesystem::remove(path_ + ".offset", ec);
+    }
+    co_return;
+}
+
 boost::asio::awaitable<void> jsonl_sink::close() {
     if (out_) std::fflush(out_);
     if (out_ && owns_) std::fclose(out_);

@@ -44,6 +44,7 @@ public:
     boost::asio::awaitable<void> apply_changes(std::vector<change_event> changes) override;
     boost::asio::awaitable<void> commit_transaction(lsn position) override;
     boost::asio::awaitable<void> commit_position(lsn position) override;
+    boost::asio::awaitable<void> forget_position() override;
     boost::asio::awaitable<void> close() override;
 
     // One envelope (exposed for tests).

@@ -31,6 +31,7 @@ struct pg_sink::impl {
     std::optional<std::string> password;
     std::optional<pg_session> db;
     pg_writer writer;
+    std::string stream;
 };
 
 std::string pg_sink::column_type(const column_def& c) {
@@ -52,6 +53,7 @@ asio::awaitable<std::optional<lsn>> pg_sink::open(std::string stream) {
                    "-c bytea_output=hex -c standard_conforming_strings=on";
     s.db.emplace(co_await pg_session::connect(std::move(o), std::chrono::seconds(60)));
     s.writer.attach(&*s.db, stream);
+    s.stream = stream;
     // NOTICEs here only say "already exists, skipping" (CREATE … IF NOT EXISTS):
     // dropped; warnings still reach stderr as libpq prints them by default.
     PQsetNoticeProcessor(
@@ -119,6 +121,12 @@ asio::awaitable<void> pg_sink::apply_changes(std::vector<change_event> changes) 
 asio::awaitable<void> pg_sink::commit_transaction(lsn position) { co_await impl_->writer.commit(position); }
 
 asio::awaitable<void> pg_sink::commit_position(lsn position) { co_await impl_->writer.write_position(position); }
+
+asio::awaitable<void> pg_sink::forget_position() {
+    pg_params p;
+    p.emplace_back(impl_->stream);
+    co_await impl_->db->query("DELETE FROM public._datavor_offsets WHERE stream = $1", std::move(p));
+}
 
 // A part's savepoint is queued with the part and released without a round
 // trip: apply_changes has already run the part's statements (its errors

@@ -50,6 +50,7 @@ public:
     boost::asio::awaitable<void> rollback_to_savepoint() override;
     boost::asio::awaitable<void> release_savepoint() override;
     boost::asio::awaitable<void> commit_position(lsn position) override;
+    boost::asio::awaitable<void> forget_position() override;
     boost::asio::awaitable<void> close() override;
 
     static std::string column_type(const column_def& c);

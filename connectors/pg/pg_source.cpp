@@ -200,7 +200,9 @@ struct pg_source::impl {
         }
     }
 
-    asio::awaitable<std::optional<lsn>> slot_confirmed_flush() {
+    // `resuming`: a slot that lost its WAL cannot serve the resume (a new
+    // stream drops it and starts over instead).
+    asio::awaitable<std::optional<lsn>> slot_confirmed_flush(bool resuming) {
         pg_params p;
         p.emplace_back(opts.slot);
         auto r = co_await sql->query(
@@ -208,11 +210,12 @@ struct pg_source::impl {
             "WHERE slot_name = $1",
             std::move(p));
         if (PQntuples(r.get()) == 0) co_return std::nullopt;
-        if (value_of(r.get(), 0, 2) == "lost")
+        if (resuming && value_of(r.get(), 0, 2) == "lost")
             throw pg_error("replication slot " + opts.slot +
-                               " lost the WAL it needed (wal_status = lost; max_slot_wal_keep_size was exceeded): "
-                               "changes are missing; drop the slot and the target tables' stream position and "
-                               "re-snapshot",
+                               " lost the WAL it needed (wal_status = lost: max_slot_wal_keep_size was exceeded), so "
+                               "changes since the target's position can no longer be read. Re-snapshot the stream: "
+                               "resume_stream with resnapshot: true (CLI: stream run --resnapshot) takes a new slot "
+                               "and copies every table again",
                            "55000", false);
         co_return lsn::parse(value_of(r.get(), 0, 0)).value_or(lsn{});
     }
@@ -388,8 +391,9 @@ pg_source::~pg_source() = default;
 
 asio::awaitable<source_open_result> pg_source::open(source_open_request request) {
     auto& s = *impl_;
-    auto resume_from = request.resume_from;
-    const auto mode = request.snapshot;
+    auto resume_from = request.start_over ? std::nullopt : request.resume_from;
+    const auto mode = request.start_over && request.snapshot == snapshot_mode::never ? snapshot_mode::initial
+                                                                                      : request.snapshot;
     s.sql.emplace(co_await pg_session::connect(s.conn_options(false), std::chrono::seconds(15)));
     for (const auto& t : s.opts.tables) {
         s.tables.push_back(co_await s.describe(t));
@@ -400,7 +404,7 @@ asio::awaitable<source_open_result> pg_source::open(source_open_request request)
     source_open_result out;
     out.tables = s.tables;
     out.estimated_rows = s.estimates;
-    auto slot_flush = co_await s.slot_confirmed_flush();
+    auto slot_flush = co_await s.slot_confirmed_flush(resume_from.has_value() || !request.target_keeps_position);
     // A target without a position store (a pipe, a device): the slot is the
     // only record of what was delivered. Resume from it (changes after its
     // confirmed position are sent again: at least once) rather than drop it,
@@ -413,8 +417,8 @@ asio::awaitable<source_open_result> pg_source::open(source_open_request request)
         if (!slot_flush)
             throw pg_error("replication slot " + s.opts.slot + " is gone (dropped outside Datavor?): changes after " +
                                resume_from->to_string() +
-                               " cannot be read any more. Re-snapshot the stream (start it again with a new name, or "
-                               "remove its position from the target's _datavor_offsets table)",
+                               " cannot be read any more. Re-snapshot the stream: resume_stream with resnapshot: true "
+                               "(CLI: stream run --resnapshot) takes a new slot and copies every table again",
                            "55000", false);
         s.start = std::max(*resume_from, *slot_flush);
         s.confirmed = s.start;

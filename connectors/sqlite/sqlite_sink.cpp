@@ -371,6 +371,18 @@ boost::asio::awaitable<void> sqlite_sink::commit_transaction(lsn position) {
     }
 }
 
+boost::asio::awaitable<void> sqlite_sink::forget_position() {
+    try {
+        auto& s = *impl_;
+        auto& st = s.stmt("DELETE FROM _datavor_offsets WHERE stream = ?");
+        st.bind(1, s.stream);
+        st.exec();
+        co_return;
+    } catch (const SQLite::Exception& e) {
+        throw classified(e);
+    }
+}
+
 boost::asio::awaitable<void> sqlite_sink::commit_position(lsn position) {
     try {
         auto& s = *impl_;

@@ -107,10 +107,11 @@ void stream_manager::record_state(const std::string& name, const std::string& st
         asio::detached);
 }
 
-void stream_manager::start(context::stream_record rec) {
+void stream_manager::start(context::stream_record rec, bool start_over) {
     auto e = std::make_shared<entry>(ex_);
     e->name = rec.name;
     e->runner = make_(rec);  // throws invalid_argument before anything is saved
+    if (start_over) e->runner->start_over();
     rec.state = "running";
     rec.last_error.clear();
     ctx_.put_stream(rec);

@@ -35,8 +35,9 @@ public:
 
     // Set before any stream starts.
     void set_on_change(on_change changed) { changed_ = std::move(changed); }
-    // Saves the stream as running and starts it in the background.
-    void start(context::stream_record rec);
+    // Saves the stream as running and starts it in the background;
+    // `start_over`: a new slot and a copy of every table instead of resuming.
+    void start(context::stream_record rec, bool start_over = false);
     // Stops a running stream and saves `new_state` (stopped, paused); false when it was not running.
     boost::asio::awaitable<bool> stop(std::string name, std::string new_state);
     bool running(const std::string& name) const;

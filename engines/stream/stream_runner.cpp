@@ -270,7 +270,18 @@ asio::awaitable<void> stream_runner::run_steps() {
     request.resume_from = committed;
     request.snapshot = settings_.snapshot;
     request.target_keeps_position = sink_->capabilities().keeps_position;
+    request.start_over = settings_.start_over;
+    if (request.start_over) {
+        ledger_event("start_over", "starting over: a new slot and a copy of every table (the target's position " +
+                                       (committed ? committed->to_string() : std::string("none")) + " is replaced)");
+        log_("info", "stream " + settings_.name + ": starting over with a new slot and a copy of every table");
+    }
+    // Forgotten first: a crash from here on leaves a stream without a
+    // position, which the next start copies again like a new one.
+    if (request.start_over && committed) co_await sink_->forget_position();
     auto opened = co_await source_->open(request);
+    settings_.start_over = false;  // a reconnect resumes from what this run commits
+    if (request.start_over) committed.reset();
     if (opened.resumed_from_slot) {
         log_("info", "stream " + settings_.name + ": the target keeps no position; resuming from the source's (" +
                          opened.start.to_string() + "): changes in flight when the stream last stopped are written again");

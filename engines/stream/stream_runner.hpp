@@ -96,6 +96,9 @@ struct stream_settings {
     std::string name;
     connectors::snapshot_mode snapshot = connectors::snapshot_mode::initial;
     std::size_t max_batch_changes = 10000;
+    // The first open starts over (new slot, every table copied again); a
+    // reconnect after that resumes as usual.
+    bool start_over = false;
 };
 
 using stream_log = std::function<void(std::string_view level, std::string_view message)>;
@@ -124,6 +127,8 @@ public:
     // (between two batches: the table is emptied and copied in one target
     // transaction). Thread-safe. Returns "" when queued, or why not.
     std::string request_resnapshot(const std::string& table);
+    // Before run(): start over instead of resuming (see stream_settings::start_over).
+    void start_over() { settings_.start_over = true; }
     // Re-applies failed rows (ledger seqs; empty: every open one) between two
     // batches, in order; the outcome fills in when done. Thread-safe.
     std::shared_ptr<const retry_outcome> request_retry(std::vector<std::int64_t> seqs);

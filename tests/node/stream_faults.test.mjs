@@ -458,6 +458,22 @@ describe('faults a PostgreSQL -> SQLite stream survives', () => {
       const errors = (await ledgerEntries(srv, { stream, kind: 'lifecycle' })).filter((e) => e.op === 'error');
       assert.equal(errors.length, 1, JSON.stringify(errors));
       assert.match(errors[0].message, /is gone/);
+      assert.match(failed.last_error, /resume_stream with resnapshot: true/, `the fix must name the call: ${failed.last_error}`);
+
+      // The fix, as the error names it: start over with a new slot and a fresh copy.
+      await psql(pg, `UPDATE ${table} SET v = 'changed while failed' WHERE id = 3; DELETE FROM ${table} WHERE id = 4;`);
+      await sqlite(target, `INSERT INTO "${table}" VALUES (999, 'stale row only the target has');`);
+      await srv.callOk('resume_stream', { name: stream, resnapshot: true });
+      await waitForStream(srv, stream, (x) => x.state === 'streaming', CATCH_UP_MS, 'streaming after starting over');
+      await psql(pg, `INSERT INTO ${table} VALUES (13, 'after the new copy');`);
+      await waitForEqual(() => diffTables(pg, table, target, table, cols, kinds), CATCH_UP_MS, 'the target equal to the source after starting over', () => srv.describe());
+      assert.ok(await slotInfo(pg, slot), 'starting over must create a new slot');
+      const over = (await ledgerEntries(srv, { stream, kind: 'lifecycle' })).filter((e) => e.op === 'start_over');
+      assert.equal(over.length, 1, JSON.stringify(over));
+      // Running: starting over is refused with the way to do it.
+      const refused = await srv.call('resume_stream', { name: stream, resnapshot: true });
+      assert.equal(refused.isError, true, JSON.stringify(refused));
+      assert.match(refused.content[0].text, /stop_stream it first/);
       await srv.callOk('stop_stream', { name: stream });
     } finally {
       await srv.call('stop_stream', { name: stream }).catch(() => {});
