@@ -105,6 +105,16 @@ row_digest::row_digest() : ctx_(EVP_MD_CTX_new()) {
         throw std::runtime_error("SHA-256 is not available from OpenSSL");
 }
 row_digest::~row_digest() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+row_digest::row_digest(const row_digest& other) : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_MD_CTX_copy_ex(static_cast<EVP_MD_CTX*>(ctx_), static_cast<const EVP_MD_CTX*>(other.ctx_)) != 1)
+        throw std::runtime_error("cannot copy a SHA-256 state (OpenSSL)");
+}
+row_digest& row_digest::operator=(const row_digest& other) {
+    if (this != &other &&
+        EVP_MD_CTX_copy_ex(static_cast<EVP_MD_CTX*>(ctx_), static_cast<const EVP_MD_CTX*>(other.ctx_)) != 1)
+        throw std::runtime_error("cannot copy a SHA-256 state (OpenSSL)");
+    return *this;
+}
 void row_digest::add(std::string_view bytes) {
     EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size());
 }

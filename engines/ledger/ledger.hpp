@@ -147,8 +147,9 @@ class row_digest {
 public:
     row_digest();
     ~row_digest();
-    row_digest(const row_digest&) = delete;
-    row_digest& operator=(const row_digest&) = delete;
+    // Copies carry the state so far (to go back to it when a part is undone).
+    row_digest(const row_digest& other);
+    row_digest& operator=(const row_digest& other);
     void add(std::string_view bytes);
     std::string hex();  // finishes; call once
 private:

@@ -375,26 +375,38 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
     co_await sink_->begin_transaction(header);
     auto last_report = std::chrono::steady_clock::now();
     for (;;) {
+        const auto at = spool.read_mark();
         auto part = spool.read(settings_.max_batch_changes);
         if (part.empty()) break;
         co_await prepare_tables(part);
-        // Counted (digest, per table, status) before the part goes to the
-        // sink; on the careful path set-aside changes are taken back out.
-        std::vector<change_ref> refs;
-        for (const auto& c : part) refs.push_back({&c, &header});
+        summary.count(part);
         bool rejected = !held_.empty();  // held keys: the careful path
+        const bool moved = !rejected;
         if (!rejected) {
-            std::vector<change_event> copy = part;
-            rejected = (co_await apply_guarded(std::move(copy))).has_value();
+            // Counted (digest, per table) before the part moves to the sink;
+            // a rejected part is counted again, from the state before it, on
+            // the careful path, which reads it back from the spool.
+            std::optional<batch_tally> before;
+            before.emplace(tally);
+            for (const auto& c : part) tally.add(c);
+            rejected = (co_await apply_guarded(std::move(part))).has_value();
+            if (rejected) tally = std::move(*before);
         }
         if (rejected) {
+            if (moved) {
+                const auto next = spool.read_mark();
+                spool.seek_read(at);
+                part = spool.read(settings_.max_batch_changes);
+                spool.seek_read(next);
+            }
+            std::vector<change_ref> refs;
+            for (const auto& c : part) refs.push_back({&c, &header});
             std::uint64_t applied = 0;
             co_await apply_isolated(refs, applied);
             set_aside_n += refs.size() - applied;
+            for (const auto& r : refs)  // set-aside changes were taken out (nullptr)
+                if (r.change) tally.add(*r.change);
         }
-        for (const auto& r : refs)
-            if (r.change) tally.add(*r.change);
-        summary.count(part);
         co_await source_->heartbeat();
         if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(5)) {
             last_report = std::chrono::steady_clock::now();

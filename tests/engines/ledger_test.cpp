@@ -246,3 +246,19 @@ TEST_CASE("a ledger that cannot write keeps its entries and says why", "[ledger]
     CHECK(l.health().empty());
     CHECK(l.verify().entries == 5);
 }
+
+TEST_CASE("a copied row digest continues from the state it was copied at", "[ledger]") {
+    row_digest a;
+    a.add("first part|");
+    row_digest saved(a);  // before the second part
+    a.add("second part|");
+    row_digest whole;
+    whole.add("first part|second part|");
+    row_digest b;
+    b = saved;
+    b.add("second part|");
+    const auto hb = b.hex();
+    CHECK(hb == whole.hex());
+    CHECK(a.hex() == hb);
+    CHECK(saved.hex() == sha256_hex("first part|"));
+}
