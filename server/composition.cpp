@@ -161,6 +161,7 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     o.spool_dir = home_ / "spool";
     engines::stream::stream_settings settings;
     settings.name = req.name;
+    settings.lock_dir = home_ / "run";
     settings.snapshot = req.snapshot;
     const std::string database = src.spec.database;
     // Source and sink are built again after a transient failure (reconnect).

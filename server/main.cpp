@@ -3,6 +3,7 @@
 #include "server/composition.hpp"
 #include "server/ledger_tools.hpp"
 #include "engines/ledger/ledger.hpp"
+#include "engines/stream/run_lock.hpp"
 #include "server/mcp_session.hpp"
 #include "server/transports.hpp"
 
@@ -371,6 +372,12 @@ int ledger_retry(const args& a) {
     }
     if (!std::filesystem::exists(home / "ledger.db")) {
         std::cerr << "datavor: no ledger yet in " << home.string() << " (it is created when a stream first runs)\n";
+        return 1;
+    }
+    if (auto pid = engines::stream::run_lock::holder(home / "run", stream)) {
+        std::cerr << "datavor: stream " << stream << " is running in another Datavor process"
+                  << (*pid > 0 ? " (pid " + std::to_string(*pid) + ")" : std::string()) << " on this home: retry there "
+                  << "with the retry_failed tool, or stop the stream first (stop_stream, or end `datavor stream run`)\n";
         return 1;
     }
     server::application app(home);

@@ -96,7 +96,10 @@ context_store::context_store(const std::filesystem::path& home) : path_(home / "
     db_->exec("PRAGMA journal_mode=WAL");
     db_->exec("PRAGMA synchronous=NORMAL");
     db_->exec("PRAGMA foreign_keys=ON");
-    db_->setBusyTimeout(5000);
+    // Short: every call runs on the server's io thread, so a context.db held
+    // by another process must not freeze the MCP server; a write that times
+    // out says so (and stream states are retried, see stream_manager).
+    db_->setBusyTimeout(500);
     migrate();
 }
 

@@ -2,6 +2,7 @@
 
 #include "connectors/common/change_spool.hpp"
 #include "engines/ledger/ledger.hpp"
+#include "engines/stream/run_lock.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -170,6 +171,17 @@ asio::awaitable<void> stream_runner::close_parts() {
 asio::awaitable<void> stream_runner::run() {
     std::exception_ptr failure;
     bool cancelled = false;
+    // Before anything touches the slot, the target or the ledger.
+    std::optional<run_lock> lock;
+    if (!settings_.lock_dir.empty()) {
+        try {
+            lock.emplace(settings_.lock_dir, settings_.name);
+        } catch (const std::exception& e) {
+            set_state("failed", e.what());
+            log_("error", "stream " + settings_.name + ": " + e.what());
+            throw;
+        }
+    }
     ledger_event("start", "stream " + settings_.name + " starts");
     asio::steady_timer backoff(co_await asio::this_coro::executor);
     std::chrono::seconds wait{1};

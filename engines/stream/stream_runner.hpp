@@ -23,6 +23,7 @@
 // run() and everything it awaits; status() is thread-safe (a mutex-guarded copy).
 #include "connectors/common/connector_error.hpp"
 #include "connectors/common/stream_parts.hpp"
+#include <filesystem>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -99,6 +100,8 @@ struct stream_settings {
     // The first open starts over (new slot, every table copied again); a
     // reconnect after that resumes as usual.
     bool start_over = false;
+    // HOME/run: where the stream's run lock lives (empty: no lock, for tests).
+    std::filesystem::path lock_dir;
 };
 
 using stream_log = std::function<void(std::string_view level, std::string_view message)>;
