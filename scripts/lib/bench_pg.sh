@@ -22,6 +22,13 @@
 #            clock_timestamp() minus the row's clock_timestamp() on the source).
 #   snapshot 2*ROWS rows: Datavor --snapshot only (SQLite, PostgreSQL) vs
 #            pg_dump -t t | psql and COPY through a pipe.
+#   faults   Datavor -> SQLite, backlog style (the load first, then the stream reads it),
+#            four runs on the same load: clean; 1% of the rows rejected by the target (a
+#            trigger on id % 100 = 7: every batch takes the fallback path and sets its bad
+#            rows aside in the ledger; caught up = the last row applied AND every failed
+#            row in the ledger); clean with DATAVOR_LEDGER=batches (batch entries without
+#            the rows' SHA-256); clean with DATAVOR_LEDGER=off (no ledger). Checks: the
+#            target's rows, the ledger's batch/checksum/failed entries per mode.
 #   large    ONE transaction: INSERT ... SELECT of LARGE_ROWS rows from generate_series,
 #            then UPDATE of every tenth row (a = a + 1), then COMMIT, while the consumer
 #            streams: Datavor -> SQLite, -> JSON lines (a FIFO read by `wc -l`, which
@@ -40,7 +47,7 @@
 # Options: --rows N (default 1000000, a multiple of 1000), --snapshot-rows N
 # (default 2*ROWS), --latency-seconds S (default 20), --rates "1000 10000",
 # --large-rows N (default 10000000), --skip PHASE[,PHASE] (backlog, live, pgcopydb,
-# latency, snapshot, large),
+# latency, snapshot, faults, large),
 # --profile (only: datavor → SQLite under valgrind --tool=callgrind, ROWS=100000 inserts
 # + updates while streaming, then a --snapshot only of 2*ROWS rows; prints the top
 # inclusive and self-cost functions, saves the callgrind files under build/bench/).
@@ -110,13 +117,15 @@ _bp_wait() { python3 "$BP_WORK/poll.py" "$@"; }
 
 _bp_write_helpers() {
   cat >"$BP_WORK/poll.py" <<'PY'
-# poll.py KIND TARGET QUERY EXPECTED TIMEOUT
+# poll.py KIND TARGET QUERY EXPECTED TIMEOUT [PID]
 #   KIND sqlite: TARGET is a file; pg: TARGET is port[/db] on 127.0.0.1 (psql, PGPASSFILE);
 #   offset: TARGET is a JSON-lines .offset file (QUERY ignored; the value is its LSN as an integer).
 #   EXPECTED "=V" (string equality) or ">=V" (integers; LSNs as X/Y are converted).
+#   PID: a consumer whose exit ends the wait at once (exit 1).
 # Prints time.time() when the condition first holds; exit 1 on timeout.
 import os, sqlite3, subprocess, sys, time
 kind, target, query, expected, timeout = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+pid = sys.argv[6] if len(sys.argv) > 6 else ''
 def lsn(v):
     v = str(v).strip()
     if '/' in v:
@@ -165,6 +174,9 @@ while True:
         sys.exit(0)
     if time.time() > deadline:
         print(f'poll: timed out; last value {v!r}, expected {expected}', file=sys.stderr)
+        sys.exit(1)
+    if pid and not os.path.exists(f'/proc/{pid}'):
+        print(f'poll: process {pid} exited; last value {v!r}, expected {expected}', file=sys.stderr)
         sys.exit(1)
     time.sleep(0.01)
 PY
@@ -322,8 +334,9 @@ PY
 
 # ------------------------------------------------------------------ Datavor
 
-# _bp_dv_start NAME TARGET-URL [--snapshot MODE]: runs `datavor stream run` in the
-# background (log $BP_WORK/dv-NAME.log); returns once it is streaming. Sets BP_DV_PID.
+# _bp_dv_start NAME TARGET-URL [--snapshot MODE] [nowait]: runs `datavor stream run` in the
+# background (log $BP_WORK/dv-NAME.log); returns once it is streaming (its first status
+# line, printed a second after the start), or at once with nowait. Sets BP_DV_PID.
 _bp_dv_start() {
   local name=$1 target=$2 mode=${3:-never} log=$BP_WORK/dv-$1.log i seen
   # The log collects every run of this name: look only at what this run adds.
@@ -333,7 +346,7 @@ _bp_dv_start() {
     --snapshot "$mode" --home "$BP_WORK/home-$name" 2>>"$log" &
   BP_DV_PID=$!
   _BP_PIDS+=("$BP_DV_PID")
-  [[ $mode == only ]] && return 0
+  [[ $mode == only || ${4:-} == nowait ]] && return 0
   for ((i = 0; i < 600; i++)); do
     tail -n +"$((seen + 1))" "$log" 2>/dev/null | grep -q ': streaming |' && return 0
     if ! kill -0 "$BP_DV_PID" 2>/dev/null; then
@@ -530,7 +543,9 @@ _bp_phase_backlog() {
     for i in "${!names[@]}"; do
       _bp_flush
       t0=$(_bp_now)
-      _bp_dv_start "${names[i]}" "${targets[i]}"
+      # nowait: the first status line comes a second after the start, and a
+      # small load may be applied by then; the catch-up poll starts at once.
+      _bp_dv_start "${names[i]}" "${targets[i]}" never nowait
       if tdone=$(_bp_caught_up "${kinds[i]}" "${waits[i]}" "$phase" "$timeout"); then
         ws=$(_bp_walsender "datavor_${names[i]}")
         cpu=$(_bp_cpu "$BP_DV_PID")
@@ -770,6 +785,140 @@ _bp_phase_snapshot() {
   _bp_src -c "COPY t TO STDOUT" | _bp_dst -c "COPY t FROM STDIN"
   tdone=$(_bp_now)
   _bp_record "snapshot.copy_pipe" "$(_bp_dst -At -c "SELECT count(*) FROM t")" "$t0" - "$tdone"
+}
+
+# ------------------------------------------------------------------ faults
+
+# Ledger entries of a stream in HOME/ledger.db: "total batches checksummed failed"
+# (0 0 0 0 when there is no ledger).
+_bp_ledger_counts() {
+  local db=$1/ledger.db stream=$2
+  if [[ ! -f $db ]]; then echo "0 0 0 0"; return 0; fi
+  sqlite3 -separator ' ' "file:$db?mode=ro" "SELECT count(*), count(*) FILTER (WHERE kind = 'batch'),
+    count(*) FILTER (WHERE kind = 'batch' AND body LIKE '%\"checksum\":\"sha256:%'), count(*) FILTER (WHERE kind = 'failed')
+    FROM entries WHERE stream = '$stream'" 2>/dev/null || echo "0 0 0 0"
+}
+# Bytes of a home's ledger (ledger.db and its WAL).
+_bp_ledger_bytes() {
+  local n=0 f
+  for f in "$1/ledger.db" "$1/ledger.db-wal"; do [[ -f $f ]] && n=$((n + $(stat -c %s "$f"))); done
+  echo "$n"
+}
+
+# Datavor -> SQLite, backlog style (the load first, then the stream reads it), four runs on
+# the same load, each with its own stream, slot, target and home:
+#   clean           every row applies, full ledger (batch entries with the rows' SHA-256)
+#   bad_rows        1% of the rows (id % 100 = 7) rejected by a trigger on the target: every
+#                   batch takes the fallback path (chunks under savepoints, then row by row) and
+#                   sets its bad rows aside in the ledger; full ledger. Caught up when the target's
+#                   max(id) is ROWS (the last row is good) AND the ledger holds all ROWS/100
+#                   failed rows (written asynchronously by the ledger's thread).
+#   ledger_batches  clean, DATAVOR_LEDGER=batches (batch entries without the rows' SHA-256)
+#   ledger_off      clean, DATAVOR_LEDGER=off (no ledger at all)
+# rows/s counts every source row, bad ones included.
+_bp_phase_faults() {
+  _bp_log "faults phase: 1% of rows rejected by the target vs clean, and the ledger's cost (Datavor -> SQLite, backlog)"
+  _bp_reset_src
+  local -a keys=(clean bad_rows ledger_batches ledger_off) names=(fl_clean fl_bad fl_batches fl_off)
+  local -a modes=('' '' batches off) pids=()
+  local i db home bad=$((BP_ROWS / 100)) timeout=$((60 + BP_ROWS / 4000)) bad_timeout=$((120 + BP_ROWS / 1000))
+  # Every target is created beforehand with the table the SQLite sink would create, so that the
+  # four runs write into the same shape; only the bad-rows target has the trigger.
+  for i in "${!keys[@]}"; do
+    db=$BP_WORK/faults-${keys[i]}.db
+    rm -f "$db" "$db-wal" "$db-shm"
+    sqlite3 "$db" >/dev/null <<'SQL'
+PRAGMA journal_mode=WAL;
+CREATE TABLE "t" ("id" INTEGER, "a" INTEGER, "b" TEXT, "c" TEXT, PRIMARY KEY ("id"));
+SQL
+  done
+  sqlite3 "$BP_WORK/faults-bad_rows.db" \
+    "CREATE TRIGGER bad_rows BEFORE INSERT ON \"t\" WHEN NEW.\"id\" % 100 = 7 BEGIN SELECT RAISE(ABORT, 'bad row'); END"
+  _bp_put faults.bad_rows_expected "$bad"
+  _bp_put faults.bad_rows_rule "SQLite trigger BEFORE INSERT WHEN NEW.id % 100 = 7: RAISE(ABORT)"
+
+  # Warm-up, as in the backlog phase: each stream starts once (its ledger mode set), applies one
+  # transaction so that its target has a committed position, and stops. Their slots keep the WAL.
+  for i in "${!keys[@]}"; do
+    DATAVOR_LEDGER=${modes[i]} _bp_dv_start "${names[i]}" "sqlite:$BP_WORK/faults-${keys[i]}.db"
+    pids+=("$BP_DV_PID")
+  done
+  _bp_src -c "BEGIN" -c "INSERT INTO t VALUES (0, 0, 'warm-up', now())" -c "DELETE FROM t WHERE id = 0" -c "COMMIT" >/dev/null
+  for i in "${!keys[@]}"; do
+    _bp_wait sqlite "$BP_WORK/faults-${keys[i]}.db" "SELECT coalesce(max(position_int), 0) FROM _datavor_offsets" ">=1" 60 >/dev/null
+    _bp_dv_stop "${pids[i]}"
+  done
+
+  _bp_log "faults: loading $BP_ROWS rows with no consumer running"
+  _bp_load "$BP_WORK/ins.sql"
+  _bp_record "faults.source_load" "$BP_ROWS" "$BP_T0" - "$BP_T1"
+
+  local t0 tdone ttarget ws cpu ws_cpu key name rows n_bad n_total n_batch n_sum n_failed check
+  for i in "${!keys[@]}"; do
+    key=${keys[i]} name=${names[i]} db=$BP_WORK/faults-${keys[i]}.db home=$BP_WORK/home-${names[i]}
+    _bp_put "faults.$key.ledger" "${modes[i]:-full}"
+    _bp_flush
+    # Not waiting for the stream's first status line (a second after the start, when a
+    # short run may be over already): the wait for the target starts at once.
+    t0=$(_bp_now)
+    DATAVOR_LEDGER=${modes[i]} _bp_dv_start "$name" "sqlite:$db" never nowait
+    tdone=''
+    # The last row is good: max(id) reaches ROWS when the load is applied (as _bp_caught_up ins).
+    if ttarget=$(_bp_wait sqlite "$db" "SELECT coalesce(max(id), 0) FROM t" "=$BP_ROWS" \
+      "$([[ $key == bad_rows ]] && echo "$bad_timeout" || echo "$timeout")" "$BP_DV_PID"); then
+      tdone=$ttarget
+      if [[ $key == bad_rows ]]; then
+        # The failed rows reach the ledger after the batch that set them aside commits.
+        if tdone=$(_bp_wait sqlite "$home/ledger.db" \
+          "SELECT count(*) FROM entries WHERE stream = '$name' AND kind = 'failed'" "=$bad" 60 "$BP_DV_PID"); then
+          _bp_put "faults.$key.ledger_after_target_s" "$(_bp_sub "$tdone" "$ttarget")"
+        else
+          tdone=''
+          _bp_put "faults.$key.error" "the target caught up but the ledger did not list $bad failed rows within 60 s"
+        fi
+      fi
+    else
+      _bp_put "faults.$key.error" "$(kill -0 "$BP_DV_PID" 2>/dev/null && echo timeout || echo 'datavor exited before the target had the load')"
+    fi
+    if [[ -n "$tdone" ]]; then
+      ws=$(_bp_walsender "datavor_$name")
+      cpu=$(_bp_cpu "$BP_DV_PID")
+      ws_cpu=$(_bp_cpu "$ws")
+      _bp_record "faults.$key" "$BP_ROWS" "$t0" - "$tdone" "$cpu" "$ws_cpu"
+    else
+      _bp_dv_status "$name" >&2
+    fi
+    _bp_put "faults.$key.status" "$(_bp_dv_status "$name")"
+    _bp_dv_stop "$BP_DV_PID"
+
+    # Checks: the target holds every good row and no bad one; the ledger holds what its mode says.
+    read -r rows n_bad < <(sqlite3 -separator ' ' "$db" "SELECT count(*), count(*) FILTER (WHERE id % 100 = 7) FROM t" 2>/dev/null || echo "0 0")
+    read -r n_total n_batch n_sum n_failed < <(_bp_ledger_counts "$home" "$name")
+    _bp_put "faults.$key.rows_target" "$rows"
+    _bp_put "faults.$key.ledger_entries" "$n_total"
+    _bp_put "faults.$key.ledger_batch_entries" "$n_batch"
+    _bp_put "faults.$key.ledger_checksummed_batches" "$n_sum"
+    _bp_put "faults.$key.ledger_failed_rows" "$n_failed"
+    _bp_put "faults.$key.ledger_bytes" "$(_bp_ledger_bytes "$home")"
+    check=pass
+    case $key in
+      bad_rows)
+        # Batches the target rejected, applied again change by change (the stream's warnings).
+        _bp_put "faults.$key.fallback_batches" "$(grep -c 'rejected a batch' "$BP_WORK/dv-$name.log" || true)"
+        [[ "$rows" == "$((BP_ROWS - bad))" && "$n_bad" == 0 && "$n_failed" == "$bad" && "$n_batch" -gt 0 && "$n_sum" == "$n_batch" ]] || check=fail
+        _bp_put "faults.$key.failed_by_class" "$(sqlite3 "file:$home/ledger.db?mode=ro" \
+          "SELECT group_concat(c, ', ') FROM (SELECT error_class || ' ' || code || ': ' || count(*) AS c FROM entries WHERE stream = '$name' AND kind = 'failed' GROUP BY error_class, code)" 2>/dev/null || true)"
+        ;;
+      clean) [[ "$rows" == "$BP_ROWS" && "$n_failed" == 0 && "$n_batch" -gt 0 && "$n_sum" == "$n_batch" ]] || check=fail ;;
+      ledger_batches) [[ "$rows" == "$BP_ROWS" && "$n_failed" == 0 && "$n_batch" -gt 0 && "$n_sum" == 0 ]] || check=fail ;;
+      ledger_off) [[ "$rows" == "$BP_ROWS" && "$n_total" == 0 ]] || check=fail ;;
+    esac
+    _bp_put "faults.$key.check" "$check"
+    if [[ $check == fail ]]; then
+      _bp_log "faults $key: CHECK FAILED: $rows target rows ($n_bad bad), ledger: $n_total entries, $n_batch batches ($n_sum with a checksum), $n_failed failed rows"
+    fi
+  done
+  _bp_reset_src
 }
 
 # ------------------------------------------------------------------ large transaction
@@ -1179,6 +1328,28 @@ if g('snapshot.pg_dump_psql.rows_per_s') is not None:
         if g(f'snapshot.{k}.rows') is None: continue
         print(f"| {label} | {num(g(f'snapshot.{k}.rows'))} | {num(g(f'snapshot.{k}.seconds'), '{:.2f}')} | {num(g(f'snapshot.{k}.rows_per_s'))} |")
 
+if any(k.startswith('faults.') and k.count('.') >= 2 for k in flat):
+    print(f"\n### Rows the target rejects, and the ledger's cost (Datavor → SQLite, backlog: {rows:,} rows in 1,000-row transactions)\n")
+    print(f"Load first, then the stream reads it. Bad rows: {g('faults.bad_rows_rule')} ({num(g('faults.bad_rows_expected'))} rows); "
+          "rows/s counts every source row, bad ones included. The bad-rows run is caught up when the last row is in the target "
+          "and every failed row is in the ledger.\n")
+    print('| run | ledger | rows/s | seconds | CPU s: consumer, walsender | target rows | ledger: batches (with SHA-256), failed rows | ledger size | check | notes |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for key, label in (('clean', 'clean'), ('bad_rows', '1% bad rows'), ('ledger_batches', 'clean'), ('ledger_off', 'clean')):
+        k = f'faults.{key}'
+        if not any(x.startswith(k + '.') for x in flat): continue
+        cpu = '–' if g(f'{k}.consumer_cpu_s') is None else f"{g(f'{k}.consumer_cpu_s'):.1f}, {num(g(f'{k}.walsender_cpu_s'), '{:.1f}')}"
+        led = f"{num(g(f'{k}.ledger_batch_entries'))} ({num(g(f'{k}.ledger_checksummed_batches'))}), {num(g(f'{k}.ledger_failed_rows'))}"
+        b = g(f'{k}.ledger_bytes') or 0
+        size = f'{b / 1e6:.1f} MB' if b >= 1e6 else f'{b / 1e3:.0f} kB'
+        notes = []
+        if g(f'{k}.error'): notes.append(f"**{g(f'{k}.error')}**")
+        if g(f'{k}.fallback_batches') is not None: notes.append(f"{num(g(f'{k}.fallback_batches'))} batches rejected and applied again change by change")
+        if g(f'{k}.ledger_after_target_s') is not None: notes.append(f"failed rows in the ledger {g(f'{k}.ledger_after_target_s'):.2f} s after the target")
+        if g(f'{k}.failed_by_class'): notes.append(f"failed: {g(f'{k}.failed_by_class')}")
+        print(f"| {label} | {g(f'{k}.ledger') or '–'} | {num(g(f'{k}.rows_per_s'))} | {num(g(f'{k}.seconds'), '{:.2f}')} | {cpu} | "
+              f"{num(g(f'{k}.rows_target'))} | {led} | {size} | {g(f'{k}.check') or '–'} | {'; '.join(notes)} |")
+
 if g('large.rows') is not None:
     n, u = g('large.rows'), g('large.updates') or 0
     print(f"\n### Large transaction: {n:,} inserts + {u:,} updates in one transaction\n")
@@ -1215,16 +1386,17 @@ if g('large.rows') is not None:
         print()
         print('\n'.join(notes))
 
-if any(k.startswith(('live.', 'backlog.', 'latency.', 'snapshot.')) for k in flat):
+if any(k.startswith(('live.', 'backlog.', 'latency.', 'snapshot.', 'faults.')) for k in flat):
     print('\n### Ratios against the issue\'s goals\n')
     print('| goal | Datavor | peer | ratio | met |')
     print('|---|---|---|---|---|')
-    def ratio(label, a_key, b_key, goal, a_label='', b_label=''):
+    def ratio(label, a_key, b_key, goal, a_label='', b_label=''):  # goal None: informational
         a, b = g(a_key), g(b_key)
         if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0:
             print(f'| {label} | {num(a)} | {num(b)} | – | not measured |'); return
         r = a / b
-        print(f"| {label} | {num(a)} rows/s{a_label} | {num(b)} rows/s{b_label} | {r:.2f}× | {'yes' if r >= goal else 'no'} (≥ {goal}×) |")
+        met = '–' if goal is None else f"{'yes' if r >= goal else 'no'} (≥ {goal}×)"
+        print(f"| {label} | {num(a)} rows/s{a_label} | {num(b)} rows/s{b_label} | {r:.2f}× | {met} |")
     ratio('apply, inserts, live (Datavor → SQLite / native)', 'live.datavor_sqlite.ins.rows_per_s', 'live.native.ins.rows_per_s', 1.0)
     ratio('apply, updates, live (Datavor → SQLite / native)', 'live.datavor_sqlite.upd.rows_per_s', 'live.native.upd.rows_per_s', 0.8)
     ratio('apply, inserts, backlog (Datavor → SQLite / native)', 'backlog.datavor_sqlite.ins.rows_per_s', 'backlog.native.ins.rows_per_s', 1.0)
@@ -1244,6 +1416,10 @@ if any(k.startswith(('live.', 'backlog.', 'latency.', 'snapshot.')) for k in fla
     ratio('snapshot (Datavor → SQLite / pg_dump | psql)', 'snapshot.datavor_sqlite.rows_per_s', 'snapshot.pg_dump_psql.rows_per_s', 1.0)
     if g('snapshot.datavor_pg.rows_per_s') is not None:
         ratio('snapshot (Datavor → PostgreSQL / pg_dump | psql)', 'snapshot.datavor_pg.rows_per_s', 'snapshot.pg_dump_psql.rows_per_s', 1.0)
+    if any(k.startswith('faults.') for k in flat):
+        ratio('1% bad rows / clean (SQLite)', 'faults.bad_rows.rows_per_s', 'faults.clean.rows_per_s', 0.7, '', ' (clean)')
+        ratio('ledger batches-only / full (SQLite, clean)', 'faults.ledger_batches.rows_per_s', 'faults.clean.rows_per_s', None, '', ' (full)')
+        ratio('ledger off / full (SQLite, clean)', 'faults.ledger_off.rows_per_s', 'faults.clean.rows_per_s', None, '', ' (full)')
 PY
 }
 
@@ -1372,7 +1548,7 @@ PY
   local started
   started=$(_bp_now)
   local phase
-  for phase in backlog live pgcopydb latency snapshot large; do
+  for phase in backlog live pgcopydb latency snapshot faults large; do
     [[ $skip == *,$phase,* ]] && continue
     _bp_settle
     "_bp_phase_$phase"
