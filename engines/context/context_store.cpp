@@ -57,6 +57,21 @@ CREATE TABLE streams (
   updated_at  INTEGER NOT NULL
 ) STRICT;
 )sql",
+    R"sql(
+CREATE TABLE rules (
+  id          INTEGER PRIMARY KEY,
+  stream      TEXT NOT NULL,
+  table_name  TEXT NOT NULL,   -- schema.table, schema.* or *
+  kind        TEXT NOT NULL,   -- filter | mask | drop (cast, rename, derive, alert next)
+  column_name TEXT NOT NULL DEFAULT '',
+  condition   TEXT NOT NULL DEFAULT '',
+  method      TEXT NOT NULL DEFAULT '',
+  provenance  TEXT NOT NULL,   -- user | suggestion | pattern
+  note        TEXT NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX rules_stream ON rules(stream, id);
+)sql",
 };
 static_assert(std::size(migrations) == context_store::latest_schema_version);
 

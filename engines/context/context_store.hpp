@@ -8,6 +8,7 @@
 // Never stores a password: connections carry a secret_ref that says where the
 // password lives (see secret_store).
 #include "connectors/common/connection_spec.hpp"
+#include "engines/rules/rule_set.hpp"
 
 #include <boost/system/result.hpp>
 
@@ -56,7 +57,7 @@ public:
     explicit context_store(const std::filesystem::path& home);
     ~context_store();
 
-    static constexpr int latest_schema_version = 2;
+    static constexpr int latest_schema_version = 3;
     int schema_version() const;
     std::filesystem::path path() const { return path_; }
 
@@ -74,6 +75,11 @@ public:
     std::optional<stream_record> find_stream(const std::string& name) const;
     void set_stream_state(const std::string& name, const std::string& state, const std::string& error = {});
     bool remove_stream(const std::string& name);
+
+    // Rules (schema version 3; context_rules.cpp): saved in order, applied in order.
+    rules::rule add_rule(rules::rule r);  // assigns id and created_at
+    std::vector<rules::rule> list_rules(const std::string& stream) const;  // "" lists every stream's
+    std::optional<rules::rule> remove_rule(std::int64_t id);
 
 private:
     void migrate();

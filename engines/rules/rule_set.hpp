@@ -1,0 +1,94 @@
+#pragma once
+// A stream's rules, compiled per source table version and applied to every
+// change between the source and the sink, as a pure transformation:
+//   filter  apply only the inserts, updates and snapshot rows whose row
+//           matches the condition (deletes and truncates always pass: a
+//           delete of a row the target never got changes nothing)
+//   mask    replace a column's values: sha256 (HMAC-SHA256 with the stream's
+//           secret salt, hex: equal values stay equal, so keys still join),
+//           redact, or keep_last:N characters; the target column becomes text
+//   drop    leave a (non-key) column out of the target
+// More kinds (cast, rename, derive, alert) build on the same compiled form.
+//
+// Lifecycle: built from the saved rules when a stream opens and again when
+// they change (the stream reloads between batches). Not thread-safe: one
+// stream's strand uses it.
+#include "connectors/common/change.hpp"
+#include "engines/rules/expr.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace datavor::engines::rules {
+
+struct rule {
+    std::int64_t id = 0;
+    std::string stream;
+    std::string table = "*";  // schema.table, schema.* or * (a bare name means public.name)
+    std::string kind;         // filter | mask | drop
+    std::string column;       // mask, drop
+    std::string condition;    // filter
+    std::string method;       // mask: sha256 | redact | keep_last:N
+    std::string provenance = "user";  // user | suggestion | pattern
+    std::string note;
+    std::int64_t created_at = 0;
+};
+
+// Checks a rule on its own (kind, fields, the condition's syntax, the mask
+// method); "" when valid, else what to fix.
+std::string validate(const rule& r);
+bool table_matches(const std::string& pattern, const connectors::table_schema& t);
+
+// The rules of one source table version, compiled.
+class table_rules {
+public:
+    // The table as the target gets it (masked columns as text, dropped ones left out).
+    const std::shared_ptr<const connectors::table_schema>& target() const { return target_; }
+    // Transforms `c` in place for the target; false when a filter leaves it out.
+    bool apply(connectors::change_event& c, evaluator& ev, const std::string& salt) const;
+    bool identity() const { return identity_; }  // no rule applies: changes pass untouched
+    const std::vector<std::string>& warnings() const { return warnings_; }
+
+private:
+    friend class rule_set;
+    struct column_map {
+        std::size_t source = 0;
+        enum class how { keep, sha256, redact, keep_last } h = how::keep;
+        std::size_t keep = 0;
+    };
+    std::shared_ptr<const connectors::table_schema> target_;
+    std::vector<program> filters_;
+    std::vector<column_map> columns_;  // one per target column
+    bool identity_ = true;
+    std::vector<std::string> warnings_;
+    void map_row(connectors::row& r, const std::string& salt) const;
+};
+
+class rule_set {
+public:
+    rule_set() = default;
+    rule_set(std::vector<rule> rules, std::string salt, std::uint64_t generation);
+
+    // The compiled rules for a table version (compiled on first use). A rule
+    // that does not bind (an unknown column) is left out, with a warning.
+    const table_rules& for_table(const std::shared_ptr<const connectors::table_schema>& t);
+    // Applies the table's rules to `c`; false when a filter leaves it out.
+    bool apply(connectors::change_event& c);
+    const std::vector<rule>& rules() const { return rules_; }
+    bool empty() const { return rules_.empty(); }
+
+private:
+    std::vector<rule> rules_;
+    std::string salt_;
+    std::uint64_t generation_ = 0;
+    evaluator ev_;
+    std::map<std::pair<std::uint32_t, std::uint64_t>, std::unique_ptr<table_rules>> compiled_;
+};
+
+// HMAC-SHA256(salt, value) as lowercase hex.
+std::string salted_sha256(const std::string& salt, std::string_view value);
+
+}  // namespace datavor::engines::rules
