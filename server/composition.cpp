@@ -2,8 +2,11 @@
 
 #include "engines/ledger/ledger.hpp"
 #include "server/ledger_tools.hpp"
+#include "server/rule_tools.hpp"
 
+#include <atomic>
 #include <cstdlib>
+#include <random>
 
 #include "connectors/jsonl/jsonl_sink.hpp"
 #include "connectors/mariadb/mariadb_prober.hpp"
@@ -106,6 +109,7 @@ void application::register_product(mcp_server& server) {
                                                   return drop_stream_slot(deps, std::move(r));
                                               }});
     register_ledger_tools(server, ledger_deps{ledger(), *parts_->streams, parts_->context});
+    register_rule_tools(server, rule_deps{parts_->context, *parts_->streams, ledger()});
 }
 
 namespace {
@@ -162,6 +166,23 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     engines::stream::stream_settings settings;
     settings.name = req.name;
     settings.lock_dir = home_ / "run";
+    // The rules as saved now, with the stream's secret salt for masks
+    // (created once, kept in the secrets file, never shown).
+    settings.load_rules = [this, name = req.name]() -> std::shared_ptr<engines::rules::rule_set> {
+        auto saved = parts_->context.list_rules(name);
+        if (saved.empty()) return nullptr;
+        const std::string key = "mask-salt:" + name;
+        auto salt = parts_->secrets.get(key);
+        if (!salt) {
+            std::random_device rd;
+            std::string s;
+            for (int i = 0; i < 32; ++i) s += "0123456789abcdef"[rd() % 16];
+            parts_->secrets.put(key, s);
+            salt = s;
+        }
+        static std::atomic<std::uint64_t> generation{0};
+        return std::make_shared<engines::rules::rule_set>(std::move(saved), *salt, ++generation);
+    };
     settings.snapshot = req.snapshot;
     const std::string database = src.spec.database;
     // Source and sink are built again after a transient failure (reconnect).

@@ -160,13 +160,19 @@ private:
         if (!at_punct(p)) fail(peek().offset, "expected " + std::string(what) + (peek().k == token::kind::end ? " at the end" : " here"));
         next();
     }
-    static ptr make(node::type t, std::size_t offset) {
+    // Binding and freeing walk the tree recursively: a bound on its size
+    // bounds their depth (a chain of 1,000 `+` is a tree 1,000 deep).
+    static constexpr std::size_t max_nodes = 1000;
+    std::size_t nodes_ = 0;
+    ptr make(node::type t, std::size_t offset) {
+        if (++nodes_ > max_nodes)
+            fail(offset, "expression too long: more than " + std::to_string(max_nodes) + " values and operations");
         auto n = std::make_shared<node>();
         n->t = t;
         n->offset = offset;
         return n;
     }
-    static ptr binary(node::type t, std::size_t offset, std::string op, ptr a, ptr b) {
+    ptr binary(node::type t, std::size_t offset, std::string op, ptr a, ptr b) {
         auto n = make(t, offset);
         n->text = std::move(op);
         n->kids = {std::move(a), std::move(b)};

@@ -17,8 +17,9 @@
 //             | name | "quoted name" | (old|new) "." name
 //             | name "(" [expr ("," expr)*] ")" | "(" expr ")"
 //
-// Keywords and function names are case-insensitive; column names are as the
-// source spells them (quote them to keep case or odd characters). `col` is
+// Keywords and function names are case-insensitive; a column name binds to
+// the column spelled exactly so, else to the only one spelled so ignoring
+// case (quote names with spaces or odd characters). `col` is
 // the new image's value (the old one for a delete); `old.col` and `new.col`
 // pick one (null when that image is absent). `op` is 'insert', 'update',
 // 'delete', 'truncate' or 'read' (a snapshot row). Functions: lower, upper,
@@ -29,7 +30,9 @@
 // Three-valued logic as in SQL: a comparison with null is null, `and`/`or`
 // follow Kleene, and a filter treats null as false. Numbers are 64-bit
 // integers while exact, else doubles (numeric columns compare as doubles;
-// exact decimal arithmetic is out of scope). Strings compare bytewise (UTF-8).
+// exact decimal arithmetic is out of scope); a text that reads as a number
+// takes part in arithmetic and comparisons with numbers ('10' = 10). Strings
+// compare bytewise (UTF-8). At most 1,000 values and operations.
 //
 // Thread safety: a parsed `expression` and a bound `program` are immutable
 // and can be shared; an `evaluator` (scratch space) belongs to one strand.

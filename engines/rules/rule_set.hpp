@@ -75,6 +75,9 @@ public:
     // The compiled rules for a table version (compiled on first use). A rule
     // that does not bind (an unknown column) is left out, with a warning.
     const table_rules& for_table(const std::shared_ptr<const connectors::table_schema>& t);
+    bool compiled(const std::shared_ptr<const connectors::table_schema>& t) const {
+        return compiled_.count({t->relation_id, t->version}) > 0;
+    }
     // Applies the table's rules to `c`; false when a filter leaves it out.
     bool apply(connectors::change_event& c);
     const std::vector<rule>& rules() const { return rules_; }

@@ -306,6 +306,7 @@ asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> tx
     const auto started = std::chrono::steady_clock::now();
     const lsn from = committed_;
     const lsn position = txns.back().end_lsn;
+    for (auto& t : txns) apply_rules(t.changes);  // filters, masks, drops: what the target gets
     // Changes to held keys wait behind the failed change before them.
     if (!held_.empty())
         for (auto& t : txns) {
@@ -378,6 +379,11 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
         const auto at = spool.read_mark();
         auto part = spool.read(settings_.max_batch_changes);
         if (part.empty()) break;
+        apply_rules(part);
+        if (part.empty()) {  // all filtered out
+            co_await source_->heartbeat();
+            continue;
+        }
         co_await prepare_tables(part);
         summary.count(part);
         bool rejected = !held_.empty();  // held keys: the careful path
@@ -398,6 +404,7 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
                 spool.seek_read(at);
                 part = spool.read(settings_.max_batch_changes);
                 spool.seek_read(next);
+                apply_rules(part);
             }
             std::vector<change_ref> refs;
             for (const auto& c : part) refs.push_back({&c, &header});

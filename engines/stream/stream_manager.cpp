@@ -202,6 +202,12 @@ std::optional<retry_outcome> stream_manager::retry_state(const std::string& name
     return it->second->runner->outcome(h);
 }
 
+void stream_manager::reload_rules(const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    if (it != streams_.end() && !it->second->done) it->second->runner->request_reload_rules();
+}
+
 void stream_manager::reload_holds(const std::string& name) {
     std::lock_guard lock(mu_);
     auto it = streams_.find(name);

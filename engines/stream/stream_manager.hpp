@@ -49,6 +49,8 @@ public:
     std::shared_ptr<const retry_outcome> retry(const std::string& name, std::vector<std::int64_t> seqs);
     std::optional<retry_outcome> retry_state(const std::string& name, const std::shared_ptr<const retry_outcome>& h) const;
     void reload_holds(const std::string& name);
+    // A running stream picks up its saved rules again between two batches.
+    void reload_rules(const std::string& name);
     // Starts every saved stream whose state is running (process start).
     void resume_saved();
     // Stops every stream, keeping their saved state so they resume next time.

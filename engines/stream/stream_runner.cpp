@@ -309,7 +309,10 @@ asio::awaitable<void> stream_runner::run_steps() {
     if (committed && !gap_checked_) record_ledger_gap(*committed);
     gap_checked_ = true;
     if (committed) ledger_event("resume", "resuming from the target's position", "{}", committed->to_string());
-    for (const auto& t : opened.tables) {
+    rules_ = settings_.load_rules ? settings_.load_rules() : nullptr;
+    reload_rules_ = false;
+    for (const auto& source_table : opened.tables) {
+        const auto t = target_of(source_table);
         co_await sink_->prepare_table(t, opened.snapshot_needed);
         prepared_[t->relation_id] = t->version;
         schemas_[t->qualified()] = t;
@@ -339,6 +342,7 @@ asio::awaitable<void> stream_runner::run_steps() {
                      opened.start.to_string());
         while (auto batch = co_await source_->read_snapshot()) {
             snapshot_rows_copied(*batch);
+            apply_rules(*batch);
             if (!batch->rows.empty()) co_await sink_->apply_snapshot(std::move(*batch));
         }
         co_await sink_->commit_position(opened.start);
@@ -422,8 +426,43 @@ void stream_runner::recovered() {
     status_.degraded_reason.clear();
 }
 
+std::shared_ptr<const table_schema> stream_runner::target_of(const std::shared_ptr<const table_schema>& t) {
+    if (!rules_ || rules_->empty()) return t;
+    const bool fresh = !rules_->compiled(t);
+    const auto& compiled = rules_->for_table(t);
+    if (fresh)
+        for (const auto& w : compiled.warnings()) log_("warning", "stream " + settings_.name + ": " + w);
+    return compiled.target();
+}
+
+void stream_runner::apply_rules(std::vector<change_event>& changes) {
+    if (!rules_ || rules_->empty()) return;
+    std::erase_if(changes, [&](change_event& c) {
+        if (c.table) target_of(c.table);  // compiled once per table version, saying what does not apply
+        return !rules_->apply(c);
+    });
+}
+
+void stream_runner::apply_rules(snapshot_batch& batch) {
+    if (!rules_ || rules_->empty() || batch.rows.empty()) return;
+    const auto target = target_of(batch.table);
+    std::vector<row> kept;
+    kept.reserve(batch.rows.size());
+    for (auto& r : batch.rows) {
+        change_event c{batch.table, change_op::read, std::nullopt, std::move(r)};
+        if (rules_->apply(c)) kept.push_back(std::move(c.after));
+    }
+    batch.rows = std::move(kept);
+    batch.table = target;
+}
+
 // Work asked for from outside, done between two batches on this strand.
 asio::awaitable<void> stream_runner::between_batches() {
+    if (reload_rules_.exchange(false) && settings_.load_rules) {
+        rules_ = settings_.load_rules();
+        log_("info", "stream " + settings_.name + ": rules reloaded (" + std::to_string(rules_ ? rules_->rules().size() : 0) +
+                         " rule(s)); they apply from the next change on");
+    }
     for (;;) {  // re-snapshots
         std::string table;
         {
@@ -527,8 +566,9 @@ asio::awaitable<void> stream_runner::resnapshot(const std::string& table) {
     transaction header;
     header.commit_lsn = header.end_lsn = committed_;
     co_await sink_->begin_transaction(header);
-    co_await sink_->prepare_table(snap.table, true);
-    prepared_[snap.table->relation_id] = snap.table->version;
+    const auto target = target_of(snap.table);
+    co_await sink_->prepare_table(target, true);
+    prepared_[target->relation_id] = target->version;
     std::uint64_t rows = 0;
     while (auto batch = co_await source_->read_snapshot()) {
         snapshot_rows_copied(*batch);
@@ -537,6 +577,8 @@ asio::awaitable<void> stream_runner::resnapshot(const std::string& table) {
         std::vector<change_event> part;
         part.reserve(batch->rows.size());
         for (auto& r : batch->rows) part.push_back({batch->table, change_op::read, std::nullopt, std::move(r)});
+        apply_rules(part);
+        if (part.empty()) continue;
         co_await sink_->apply_changes(std::move(part));
         co_await source_->heartbeat();
     }

@@ -23,6 +23,7 @@
 // run() and everything it awaits; status() is thread-safe (a mutex-guarded copy).
 #include "connectors/common/connector_error.hpp"
 #include "connectors/common/stream_parts.hpp"
+#include "engines/rules/rule_set.hpp"
 #include <filesystem>
 
 #include <boost/asio/awaitable.hpp>
@@ -102,6 +103,9 @@ struct stream_settings {
     bool start_over = false;
     // HOME/run: where the stream's run lock lives (empty: no lock, for tests).
     std::filesystem::path lock_dir;
+    // The stream's rules as saved now (engines/rules); empty: none. Called when
+    // the stream opens and after request_reload_rules().
+    std::function<std::shared_ptr<rules::rule_set>()> load_rules;
 };
 
 using stream_log = std::function<void(std::string_view level, std::string_view message)>;
@@ -137,6 +141,8 @@ public:
     std::shared_ptr<const retry_outcome> request_retry(std::vector<std::int64_t> seqs);
     // Reloads the held keys from the ledger (after dismiss_failed). Thread-safe.
     void request_reload_holds();
+    // Reloads the rules (after add_rule / remove_rule), between two batches. Thread-safe.
+    void request_reload_rules() { reload_rules_ = true; }
     retry_outcome outcome(const std::shared_ptr<const retry_outcome>& handle) const;
 
 private:
@@ -204,6 +210,12 @@ private:
     bool reload_holds_ = false;                     // guarded by mu_
     void set_state(std::string state, std::string error = {});
 
+    std::shared_ptr<rules::rule_set> rules_;  // the stream's strand only
+    std::atomic<bool> reload_rules_{false};
+    // Applies the rules to changes (filtered ones removed) / snapshot rows.
+    void apply_rules(std::vector<connectors::change_event>& changes);
+    void apply_rules(connectors::snapshot_batch& batch);
+    std::shared_ptr<const connectors::table_schema> target_of(const std::shared_ptr<const connectors::table_schema>& t);
     stream_settings settings_;
     std::unique_ptr<connectors::change_source> source_;
     std::unique_ptr<connectors::change_sink> sink_;

@@ -1,0 +1,130 @@
+#include "server/rule_tools.hpp"
+
+#include "mcp-schema/embedded.hpp"
+#include "server/json.hpp"
+#include "server/mcp_session.hpp"
+#include "server/ledger_tools.hpp"
+
+namespace datavor::server {
+
+namespace {
+
+namespace rl = engines::rules;
+
+json_value rule_json(const rl::rule& r, json_alloc& a) {
+    json_value o(rapidjson::kObjectType);
+    o.AddMember("id", r.id, a);
+    o.AddMember("stream", str(r.stream, a), a);
+    o.AddMember("table", str(r.table, a), a);
+    o.AddMember("kind", str(r.kind, a), a);
+    if (!r.column.empty()) o.AddMember("column", str(r.column, a), a);
+    if (!r.condition.empty()) o.AddMember("condition", str(r.condition, a), a);
+    if (!r.method.empty()) o.AddMember("method", str(r.method, a), a);
+    o.AddMember("provenance", str(r.provenance, a), a);
+    if (!r.note.empty()) o.AddMember("note", str(r.note, a), a);
+    o.AddMember("created_at", str(utc_iso_us(r.created_at * 1000000), a), a);
+    return o;
+}
+
+std::string describe(const rl::rule& r) {
+    std::string d = r.kind + " on " + r.table;
+    if (r.kind == "filter") d += " where " + r.condition;
+    if (r.kind == "mask") d += ": " + r.column + " by " + r.method;
+    if (r.kind == "drop") d += ": " + r.column;
+    return d;
+}
+
+void record(rule_deps& d, const rl::rule& r, const char* op) {
+    engines::ledger::entry e;
+    e.stream = r.stream;
+    e.kind = engines::ledger::kind_lifecycle;
+    e.op = op;
+    e.message = "rule " + std::to_string(r.id) + " " + (std::string_view(op) == "rule_added" ? "added" : "removed") +
+                ": " + describe(r);
+    json_doc body(rapidjson::kObjectType);
+    body.AddMember("rule", rule_json(r, body.GetAllocator()), body.GetAllocator());
+    e.body = to_json(body);
+    d.ledger.append(std::move(e));
+}
+
+std::string opt(const json_doc& args, const char* key) { return std::string(string_member(args, key).value_or("")); }
+
+boost::asio::awaitable<json_doc> add_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
+    rl::rule r;
+    r.stream = opt(args, "stream");
+    r.table = opt(args, "table");
+    r.kind = opt(args, "kind");
+    r.column = opt(args, "column");
+    r.condition = opt(args, "condition");
+    r.method = opt(args, "method");
+    if (r.kind == "mask" && r.method.empty()) r.method = "sha256";
+    if (r.kind != "mask") r.method.clear();
+    r.note = opt(args, "note");
+    const std::string why = rl::validate(r);
+    if (!why.empty()) {
+        const std::string text = "Cannot add the rule: " + why + ".";
+        co_return text_result(text, true);
+    }
+    // Rules may come before their stream (so that a mask covers the first
+    // snapshot): they apply when a stream of that name starts.
+    auto rec = d.context.find_stream(r.stream);
+    bool matches = !rec;
+    std::vector<std::string> tables;
+    if (rec) tables = rec->tables;
+    for (const auto& t : tables) {
+        connectors::table_schema s;
+        const auto dot = t.find('.');
+        s.schema = dot == std::string::npos ? "public" : t.substr(0, dot);
+        s.name = dot == std::string::npos ? t : t.substr(dot + 1);
+        matches |= rl::table_matches(r.table, s);
+    }
+    if (!matches) {
+        std::string names;
+        for (const auto& t : tables) names += (names.empty() ? "" : ", ") + t;
+        co_return text_result("Table " + r.table + " matches none of stream " + r.stream + "'s tables (" + names + ").", true);
+    }
+    r = d.context.add_rule(std::move(r));
+    record(d, r, "rule_added");
+    d.manager.reload_rules(r.stream);
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    out.AddMember("rule", rule_json(r, a), a);
+    out.AddMember("applied_to_running_stream", d.manager.running(r.stream), a);
+    co_return structured_result(std::move(out));
+}
+
+boost::asio::awaitable<json_doc> list_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    json_value arr(rapidjson::kArrayType);
+    for (const auto& r : d.context.list_rules(opt(args, "stream"))) arr.PushBack(rule_json(r, a), a);
+    out.AddMember("rules", arr, a);
+    co_return structured_result(std::move(out));
+}
+
+boost::asio::awaitable<json_doc> remove_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
+    const auto* id = member(args, "id");
+    auto removed = d.context.remove_rule(id->GetInt64());
+    if (!removed) co_return text_result("No rule with id " + std::to_string(id->GetInt64()) + " (see list_rules).", true);
+    record(d, *removed, "rule_removed");
+    d.manager.reload_rules(removed->stream);
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    out.AddMember("removed", rule_json(*removed, a), a);
+    co_return structured_result(std::move(out));
+}
+
+}  // namespace
+
+void register_rule_tools(mcp_server& server, rule_deps deps) {
+    auto add = [&](const char* file, auto fn) {
+        server.add_tool(mcp_schema::tool_file(file), [deps, fn](json_doc args, std::shared_ptr<call_context> c) {
+            return fn(deps, std::move(args), std::move(c));
+        });
+    };
+    add("add_rule.json", &add_tool);
+    add("list_rules.json", &list_tool);
+    add("remove_rule.json", &remove_tool);
+}
+
+}  // namespace datavor::server

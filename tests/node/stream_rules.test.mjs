@@ -1,0 +1,156 @@
+// Issue 5, rules engine (first slice): filter, mask and drop rules through the
+// official SDK client driving `datavor serve` over stdio, PostgreSQL -> SQLite,
+// against the real test PostgreSQL (DATAVOR_TEST_PG_*; fails without).
+//
+//  - rules added before the stream exists apply to its first snapshot;
+//  - mask sha256: the target holds only salted hashes (equal values stay
+//    equal), and the raw e-mail appears nowhere: not in the target file, not in
+//    ledger.db (also not in a failed row's image), not in any tool result;
+//  - mask keep_last:4, drop (the column is not in the target), filter (rows
+//    whose status is 'test' never reach the target; deletes still pass);
+//  - removing the filter lets later 'test' rows through; the rule changes are
+//    in the ledger; invalid rules are refused with what to fix (a caret under
+//    the offending character of a condition).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { requireExecutable, BIN, tempHome, textOf } from './lib.mjs';
+import { cleanupSource, ledgerEntries, psql, requirePg, sqlite, startServe, waitForStream, waitUntil } from './stream_lib.mjs';
+
+const U = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`.toLowerCase();
+const CATCH_UP_MS = 60000;
+
+describe('rules: filter, mask and drop', () => {
+  const s = { pg: null, tmp: null, srv: null };
+  before(async () => {
+    s.pg = requirePg();
+    requireExecutable(BIN);
+    s.tmp = tempHome('datavor-rules-');
+    s.srv = await startServe({ home: s.tmp.home, userHome: s.tmp.userHome });
+    await s.srv.callOk('add_connection', { name: 'pg', url: s.pg.url, password: s.pg.password, sslmode: 'disable' });
+  });
+  after(async () => {
+    if (s.srv) await s.srv.close();
+    s.tmp?.remove();
+  });
+
+  it('masks, drops and filters from the first snapshot on; the raw values reach neither target nor ledger', { timeout: 120000 }, async () => {
+    const { pg, srv } = s;
+    const table = `dv_rules_${U}`;
+    const stream = `rules_${U}`;
+    const slot = `datavor_${stream}`;
+    const target = path.join(s.tmp.root, 'rules.db');
+    const secret = (i) => `person${i}.${U}@example.org`;
+    const results = []; // every tool result, to grep for raw values
+    const call = async (name, args) => {
+      const r = await srv.call(name, args);
+      results.push(JSON.stringify(r));
+      return r;
+    };
+    const ok = async (name, args) => {
+      const r = await call(name, args);
+      assert.notEqual(r.isError, true, `${name}: ${textOf(r)}`);
+      return r.structuredContent;
+    };
+    try {
+      await psql(
+        pg,
+        `CREATE TABLE ${table} (id int PRIMARY KEY, email text NOT NULL, phone text, status text NOT NULL, note text);
+         INSERT INTO ${table} SELECT g, 'person' || g || '.${U}@example.org', '+1 555 000 ' || lpad(g::text, 4, '0'),
+                CASE WHEN g % 5 = 0 THEN 'test' ELSE 'live' END, 'private note ' || g
+           FROM generate_series(1, 50) g;
+         INSERT INTO ${table} VALUES (51, 'person7.${U}@example.org', NULL, 'live', 'same e-mail as 7');`,
+      );
+      // Invalid rules are refused with what to fix.
+      let bad;
+      try { bad = await call('add_rule', { stream, table, kind: 'filter', condition: "status <> 'test' and" }); } catch (e) { console.error(srv.describe()); throw e; }
+      assert.equal(bad.isError, true);
+      assert.match(textOf(bad), /expected a value, a column or '\(' at the end/);
+      assert.match(textOf(bad), /\^/, 'a caret under the offending character');
+      const badMask = await call('add_rule', { stream, table, kind: 'mask', column: 'email', method: 'md5' });
+      assert.equal(badMask.isError, true);
+      assert.match(textOf(badMask), /sha256, redact or keep_last:N/);
+
+      // Rules first, then the stream: the snapshot is covered.
+      const mask = (await ok('add_rule', { stream, table, kind: 'mask', column: 'email', method: 'sha256', note: 'PII' })).rule;
+      assert.deepEqual([mask.kind, mask.column, mask.method, mask.provenance], ['mask', 'email', 'sha256', 'user']);
+      await ok('add_rule', { stream, table, kind: 'mask', column: 'phone', method: 'keep_last:4' });
+      await ok('add_rule', { stream, table, kind: 'drop', column: 'note' });
+      const filter = (await ok('add_rule', { stream, table, kind: 'filter', condition: "status <> 'test'" })).rule;
+      assert.equal((await ok('list_rules', { stream })).rules.length, 4);
+
+      // A failed row: the target rejects the streamed id 63 (its image must be masked in the ledger too).
+      await sqlite(target, `CREATE TABLE "${table}" ("id" INTEGER PRIMARY KEY, "email" TEXT, "phone" TEXT, "status" TEXT);
+        CREATE TRIGGER reject63 BEFORE INSERT ON "${table}" WHEN NEW.id = 63 BEGIN SELECT RAISE(ABORT, 'rejected'); END;`);
+      await ok('start_stream', { name: stream, source: 'pg', target: `sqlite:${target}`, tables: [table] });
+      await waitForStream(srv, stream, (x) => x.state === 'streaming', CATCH_UP_MS, 'snapshot done');
+      await psql(
+        pg,
+        `INSERT INTO ${table} SELECT g, 'person' || g || '.${U}@example.org', '+1 555 111 ' || lpad(g::text, 4, '0'),
+                CASE WHEN g % 5 = 0 THEN 'test' ELSE 'live' END, 'private note ' || g
+           FROM generate_series(52, 80) g;
+         UPDATE ${table} SET email = 'changed.${U}@example.org' WHERE id = 2;
+         DELETE FROM ${table} WHERE id = 3;`,
+      );
+      await waitUntil(async () => (await sqlite(target, `SELECT count(*) FROM "${table}" WHERE id = 79;`)).trim() === '1', CATCH_UP_MS, 'the streamed rows');
+
+      // Filter: no 'test' row; deletes passed.
+      const ids = (await sqlite(target, `SELECT group_concat(id) FROM (SELECT id FROM "${table}" ORDER BY id);`)).trim().split(',').map(Number);
+      const want = [];
+      for (let i = 1; i <= 80; i++) if (i % 5 !== 0 && i !== 3 && i !== 63) want.push(i);
+      want.push(51);
+      want.sort((a, b) => a - b);
+      assert.deepEqual(ids, [...new Set(want)], 'the target holds exactly the live rows (63 rejected, 3 deleted)');
+      // Drop: the column is not in the target.
+      const cols = (await sqlite(target, `SELECT group_concat(name) FROM pragma_table_info('${table}');`)).trim();
+      assert.equal(cols, 'id,email,phone,status');
+      // Mask sha256: 64 hex digits, equal inputs equal, different inputs different.
+      const emails = Object.fromEntries(
+        (await sqlite(target, `SELECT id || '|' || email FROM "${table}" WHERE id IN (1, 2, 7, 51);`)).trim().split('\n').map((l) => l.split('|')),
+      );
+      for (const v of Object.values(emails)) assert.match(v, /^[0-9a-f]{64}$/);
+      assert.equal(emails[7], emails[51], 'equal values must hash equally');
+      assert.notEqual(emails[1], emails[7]);
+      // keep_last:4
+      assert.equal((await sqlite(target, `SELECT phone FROM "${table}" WHERE id = 12;`)).trim(), '*'.repeat(11) + '0012');
+
+      // The raw values appear nowhere.
+      await waitUntil(async () => (await ledgerEntries(srv, { stream, kind: 'failed' })).length === 1, CATCH_UP_MS, 'the rejected row in the ledger');
+      const failed = (await ledgerEntries(srv, { stream, kind: 'failed' }))[0];
+      results.push(JSON.stringify(failed));
+      assert.match(JSON.stringify(failed.details), /[0-9a-f]{64}/, 'the failed row image holds the hash');
+      const haystacks = { target: fs.readFileSync(target), results: Buffer.from(results.join('\n')) };
+      for (const f of ['ledger.db', 'ledger.db-wal', 'context.db', 'context.db-wal']) {
+        const p = path.join(s.tmp.home, f);
+        if (fs.existsSync(p)) haystacks[f] = fs.readFileSync(p);
+      }
+      for (const i of [1, 2, 7, 63, 60]) {
+        for (const [where, bytes] of Object.entries(haystacks)) {
+          assert.equal(bytes.includes(secret(i)), false, `the raw e-mail of row ${i} is in ${where}`);
+          assert.equal(bytes.includes(`private note ${i}`), false, `the dropped note of row ${i} is in ${where}`);
+        }
+      }
+
+      // The rule changes are in the ledger; removing the filter lets 'test' rows through.
+      const added = (await ledgerEntries(srv, { stream, kind: 'lifecycle' })).filter((e) => e.op === 'rule_added');
+      assert.equal(added.length, 4);
+      await ok('remove_rule', { id: filter.id });
+      await waitUntil(async () => {
+        await psql(pg, `INSERT INTO ${table} VALUES (1000 + (random() * 100000)::int, 'x@y', NULL, 'test', NULL) ON CONFLICT DO NOTHING;`);
+        return Number((await sqlite(target, `SELECT count(*) FROM "${table}" WHERE status = 'test';`)).trim()) > 0;
+      }, CATCH_UP_MS, "a 'test' row once the filter is removed");
+      assert.equal((await ok('list_rules', { stream })).rules.length, 3);
+      const removed = await call('remove_rule', { id: filter.id });
+      assert.equal(removed.isError, true);
+      await ok('stop_stream', { name: stream, drop_slot: true });
+    } catch (e) {
+      console.error(`# ${e.message}${srv.describe()}`);
+      throw e;
+    } finally {
+      await srv.call('stop_stream', { name: stream }).catch(() => {});
+      await cleanupSource(pg, { slots: [slot], publications: [slot], sql: `DROP TABLE IF EXISTS ${table};` });
+    }
+  });
+});
