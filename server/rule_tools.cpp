@@ -20,6 +20,9 @@ json_value rule_json(const rl::rule& r, json_alloc& a) {
     if (!r.column.empty()) o.AddMember("column", str(r.column, a), a);
     if (!r.condition.empty()) o.AddMember("condition", str(r.condition, a), a);
     if (!r.method.empty()) o.AddMember("method", str(r.method, a), a);
+    if (!r.to.empty()) o.AddMember("to", str(r.to, a), a);
+    if (!r.expression.empty()) o.AddMember("expression", str(r.expression, a), a);
+    if (!r.on_fail.empty()) o.AddMember("on_fail", str(r.on_fail, a), a);
     o.AddMember("provenance", str(r.provenance, a), a);
     if (!r.note.empty()) o.AddMember("note", str(r.note, a), a);
     o.AddMember("created_at", str(utc_iso_us(r.created_at * 1000000), a), a);
@@ -31,6 +34,9 @@ std::string describe(const rl::rule& r) {
     if (r.kind == "filter") d += " where " + r.condition;
     if (r.kind == "mask") d += ": " + r.column + " by " + r.method;
     if (r.kind == "drop") d += ": " + r.column;
+    if (r.kind == "cast") d += ": " + r.column + " to " + r.to + (r.on_fail == "set_aside" ? " (set aside what fails)" : "");
+    if (r.kind == "rename") d += ": " + (r.column.empty() ? std::string("the table") : r.column) + " to " + r.to;
+    if (r.kind == "derive") d += ": " + r.column + " = " + r.expression;
     return d;
 }
 
@@ -60,6 +66,10 @@ boost::asio::awaitable<json_doc> add_tool(rule_deps d, json_doc args, std::share
     if (r.kind == "mask" && r.method.empty()) r.method = "sha256";
     if (r.kind != "mask") r.method.clear();
     r.note = opt(args, "note");
+    r.to = opt(args, "to");
+    r.expression = opt(args, "expression");
+    r.on_fail = r.kind == "cast" ? opt(args, "on_fail") : "";
+    if (r.kind == "cast" && r.on_fail.empty()) r.on_fail = "null";
     const std::string why = rl::validate(r);
     if (!why.empty()) {
         const std::string text = "Cannot add the rule: " + why + ".";

@@ -9,7 +9,8 @@ namespace datavor::engines::context {
 
 namespace {
 constexpr const char* rule_columns =
-    "SELECT id, stream, table_name, kind, column_name, condition, method, provenance, note, created_at FROM rules";
+    "SELECT id, stream, table_name, kind, column_name, condition, method, provenance, note, created_at, to_value, "
+    "expression, on_fail FROM rules";
 
 rules::rule read_rule(SQLite::Statement& q) {
     rules::rule r;
@@ -23,6 +24,9 @@ rules::rule read_rule(SQLite::Statement& q) {
     r.provenance = q.getColumn(7).getString();
     r.note = q.getColumn(8).getString();
     r.created_at = q.getColumn(9).getInt64();
+    r.to = q.getColumn(10).getString();
+    r.expression = q.getColumn(11).getString();
+    r.on_fail = q.getColumn(12).getString();
     return r;
 }
 }  // namespace
@@ -31,7 +35,7 @@ rules::rule context_store::add_rule(rules::rule r) {
     std::lock_guard lock(mu_);
     r.created_at = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     SQLite::Statement q(*db_, "INSERT INTO rules(stream, table_name, kind, column_name, condition, method, provenance, "
-                              "note, created_at) VALUES (?,?,?,?,?,?,?,?,?)");
+                              "note, created_at, to_value, expression, on_fail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
     q.bind(1, r.stream);
     q.bind(2, r.table);
     q.bind(3, r.kind);
@@ -41,6 +45,9 @@ rules::rule context_store::add_rule(rules::rule r) {
     q.bind(7, r.provenance);
     q.bind(8, r.note);
     q.bind(9, r.created_at);
+    q.bind(10, r.to);
+    q.bind(11, r.expression);
+    q.bind(12, r.on_fail);
     q.exec();
     r.id = db_->getLastInsertRowid();
     return r;

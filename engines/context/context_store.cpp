@@ -72,6 +72,11 @@ CREATE TABLE rules (
 ) STRICT;
 CREATE INDEX rules_stream ON rules(stream, id);
 )sql",
+    R"sql(
+ALTER TABLE rules ADD COLUMN to_value TEXT NOT NULL DEFAULT '';    -- cast/derive: a type; rename: the new name
+ALTER TABLE rules ADD COLUMN expression TEXT NOT NULL DEFAULT '';  -- derive
+ALTER TABLE rules ADD COLUMN on_fail TEXT NOT NULL DEFAULT '';     -- cast: null | set_aside
+)sql",
 };
 static_assert(std::size(migrations) == context_store::latest_schema_version);
 

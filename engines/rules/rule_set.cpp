@@ -76,7 +76,29 @@ std::string validate(const rule& r) {
         return {};
     }
     if (r.kind == "drop") return r.column.empty() ? "a drop needs the column to leave out" : "";
-    return "unknown rule kind '" + r.kind + "' (filter, mask or drop)";
+    if (r.kind == "cast") {
+        if (r.column.empty()) return "a cast needs the column to convert";
+        if (!cast_type_of(r.to))
+            return "cast to: integer, bigint, smallint, numeric, double, real, text, boolean, date, timestamp or "
+                   "timestamptz, not '" + r.to + "'";
+        if (!r.on_fail.empty() && r.on_fail != "null" && r.on_fail != "set_aside")
+            return "on_fail must be null or set_aside, not '" + r.on_fail + "'";
+        return {};
+    }
+    if (r.kind == "rename") {
+        if (r.to.empty()) return "a rename needs the new name (to)";
+        if (r.to.size() > 63) return "names are at most 63 characters";
+        return {};
+    }
+    if (r.kind == "derive") {
+        if (r.column.empty()) return "a derive needs the new column's name";
+        if (r.expression.empty()) return "a derive needs the expression that computes it, e.g. \"quantity * price\"";
+        auto p = expression::parse(r.expression);
+        if (auto* e = std::get_if<expr_error>(&p)) return "expression: " + e->describe(r.expression);
+        if (!r.to.empty() && !cast_type_of(r.to)) return "derive type (to) '" + r.to + "' is not one a cast knows";
+        return {};
+    }
+    return "unknown rule kind '" + r.kind + "' (filter, mask, drop, cast, rename or derive)";
 }
 
 bool table_matches(const std::string& pattern, const table_schema& t) {
@@ -97,10 +119,41 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
     auto& out = *slot;
     std::vector<table_rules::column_map> cols(t->columns.size());
     std::vector<bool> dropped(t->columns.size(), false);
-    for (std::size_t i = 0; i < cols.size(); ++i) cols[i].source = i;
+    std::vector<std::string> names(t->columns.size());
+    for (std::size_t i = 0; i < cols.size(); ++i) cols[i].source = i, names[i] = t->columns[i].name;
+    std::string table_name;  // a table rename
+    std::vector<std::pair<std::string, std::optional<cast_type>>> derived_cols;
     for (const auto& r : rules_) {
         if (!table_matches(r.table, *t)) continue;
         const std::string who = "rule " + std::to_string(r.id) + " (" + r.kind + ") on " + t->qualified() + ": ";
+        if (r.kind == "rename" && r.column.empty()) {
+            table_name = r.to;
+            out.identity_ = false;
+            continue;
+        }
+        if (r.kind == "derive") {
+            auto p = expression::parse(r.expression);
+            if (auto* e = std::get_if<expr_error>(&p)) {
+                out.warnings_.push_back(who + e->message);
+                continue;
+            }
+            auto b = program::bind(std::get<expression>(p), *t);
+            if (auto* e = std::get_if<expr_error>(&b)) {
+                out.warnings_.push_back(who + e->message + ": the rule is not applied");
+                continue;
+            }
+            if (column_index(*t, r.column)) {
+                out.warnings_.push_back(who + "column " + r.column + " exists already: the rule is not applied");
+                continue;
+            }
+            std::optional<cast_type> type;
+            if (!r.to.empty()) type = cast_type_of(r.to);
+            if (type && type->oid == 25) type.reset();
+            out.derived_.push_back({std::move(std::get<program>(b)), type});
+            derived_cols.emplace_back(r.column, type);
+            out.identity_ = false;
+            continue;
+        }
         if (r.kind == "filter") {
             auto p = expression::parse(r.condition);
             if (auto* e = std::get_if<expr_error>(&p)) {
@@ -127,6 +180,11 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
                 continue;
             }
             dropped[*at] = true;
+        } else if (r.kind == "cast") {
+            cols[*at].cast = cast_type_of(r.to);
+            cols[*at].set_aside_on_fail = r.on_fail == "set_aside";
+        } else if (r.kind == "rename") {
+            names[*at] = r.to;
         } else if (r.kind == "mask") {
             auto& m = cols[*at];
             if (r.method == "sha256") m.h = table_rules::column_map::how::sha256;
@@ -144,16 +202,44 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
     }
     auto target = std::make_shared<table_schema>(*t);
     target->columns.clear();
+    if (!table_name.empty()) {
+        const auto dot = table_name.find('.');
+        if (dot != std::string::npos) {
+            target->schema = table_name.substr(0, dot);
+            target->name = table_name.substr(dot + 1);
+        } else {
+            target->name = table_name;
+        }
+    }
     for (std::size_t i = 0; i < cols.size(); ++i) {
         if (dropped[i]) continue;
         auto c = t->columns[i];
+        c.name = names[i];
         if (cols[i].h != table_rules::column_map::how::keep) {
             c.type_oid = 25;  // text: what a mask writes
             c.type_mod = -1;
             c.type_name = "text";
+            cols[i].cast.reset();  // a masked value is text whatever the cast
+        } else if (cols[i].cast) {
+            c.type_oid = cols[i].cast->oid;
+            c.type_mod = -1;
+            c.type_name = cols[i].cast->name;
         }
         target->columns.push_back(std::move(c));
         out.columns_.push_back(cols[i]);
+    }
+    for (std::size_t k = 0; k < derived_cols.size(); ++k) {
+        connectors::column_def c;
+        c.name = derived_cols[k].first;
+        const auto type = derived_cols[k].second.value_or(cast_type{});
+        c.type_oid = type.oid;
+        c.type_name = type.name;
+        c.nullable = true;
+        target->columns.push_back(std::move(c));
+        table_rules::column_map m;
+        m.derived = true;
+        m.source = k;
+        out.columns_.push_back(m);
     }
     // A distinct version per rule generation, so a sink prepares the table again when the rules change.
     target->version = t->version * 1000003 + generation_ + 1;
@@ -161,38 +247,70 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
     return out;
 }
 
-void table_rules::map_row(connectors::row& r, const std::string& salt) const {
+std::optional<std::size_t> table_rules::map_row(connectors::row& r, const std::string& salt, std::vector<value>& derived,
+                                                bool old_image) const {
     connectors::row out;
     out.reserve(columns_.size());
-    for (const auto& m : columns_) {
+    std::optional<std::size_t> failed;
+    for (std::size_t i = 0; i < columns_.size(); ++i) {
+        const auto& m = columns_[i];
+        if (m.derived) {
+            // An old image carries no derived value (it is not a key).
+            out.push_back(old_image ? value::unchanged_value() : std::move(derived[m.source]));
+            continue;
+        }
         value v = m.source < r.size() ? std::move(r[m.source]) : value::null_value();
-        if (m.h != column_map::how::keep && (v.st == value::state::text || v.st == value::state::binary)) {
+        const bool has = v.st == value::state::text || v.st == value::state::binary;
+        if (has && m.h != column_map::how::keep) {
             switch (m.h) {
             case column_map::how::sha256: v = value::text_value(salted_sha256(salt, v.data)); break;
             case column_map::how::redact: v = value::text_value("[redacted]"); break;
             case column_map::how::keep_last: v = value::text_value(keep_last(v.data, m.keep)); break;
             case column_map::how::keep: break;
             }
+        } else if (has && m.cast) {
+            if (auto cast = cast_text(v.data, *m.cast)) v = value::text_value(std::move(*cast));
+            else if (m.set_aside_on_fail) failed = i;  // kept as it came, for the ledger
+            else v = value::null_value();
         }
         out.push_back(std::move(v));
     }
     r = std::move(out);
+    return failed;
 }
 
-bool table_rules::apply(change_event& c, evaluator& ev, const std::string& salt) const {
-    if (identity_) return true;
+table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const std::string& salt, std::string& why) const {
+    if (identity_) return outcome::keep;
     if (c.op == change_op::insert || c.op == change_op::update || c.op == change_op::read)
         for (const auto& f : filters_)
-            if (!f.evaluate(c, ev).truthy()) return false;
-    if (!c.after.empty()) map_row(c.after, salt);
-    if (c.before) map_row(*c.before, salt);
+            if (!f.evaluate(c, ev).truthy()) return outcome::filtered;
+    std::vector<value> derived;
+    if (!derived_.empty() && !c.after.empty()) {
+        derived.reserve(derived_.size());
+        for (const auto& d : derived_) {
+            auto text = to_text(d.p.evaluate(c, ev));
+            if (text && d.type) text = cast_text(*text, *d.type);
+            derived.push_back(text ? value::text_value(std::move(*text)) : value::null_value());
+        }
+    }
+    // A set_aside cast that fails still masks the rest of the row (the
+    // ledger gets it as the target would have, less the failed conversion).
+    std::optional<std::size_t> failed;
+    if (!c.after.empty()) failed = map_row(c.after, salt, derived, false);
+    if (c.before) map_row(*c.before, salt, derived, true);
     c.table = target_;
-    return true;
+    if (failed) {
+        const auto& col = target_->columns[*failed];
+        const auto& v = c.after[*failed];
+        why = "column " + col.name + ": '" + v.data.substr(0, 100) + "' is not a " + col.type_name;
+        return outcome::rejected;
+    }
+    return outcome::keep;
 }
 
-bool rule_set::apply(change_event& c) {
-    if (rules_.empty() || !c.table) return true;
-    return for_table(c.table).apply(c, ev_, salt_);
+table_rules::outcome rule_set::apply(change_event& c, std::string& why) {
+    if (rules_.empty() || !c.table) return table_rules::outcome::keep;
+    return for_table(c.table).apply(c, ev_, salt_, why);
 }
 
 }  // namespace datavor::engines::rules

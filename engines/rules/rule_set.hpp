@@ -8,12 +8,21 @@
 //           secret salt, hex: equal values stay equal, so keys still join),
 //           redact, or keep_last:N characters; the target column becomes text
 //   drop    leave a (non-key) column out of the target
-// More kinds (cast, rename, derive, alert) build on the same compiled form.
+//   cast    convert a column to a type (`to`); a value that is not one becomes
+//           null (on_fail null) or sets the change aside in the ledger
+//           (on_fail set_aside)
+//   rename  give a column (or, without a column, the table) another name in
+//           the target (`to`)
+//   derive  add a column (`column`) computed by `expression`, of type `to`
+//           (text by default), from the source row
+// Order: filters on the source row, then derived values (also from the
+// source row), then masks, casts, drops and renames.
 //
 // Lifecycle: built from the saved rules when a stream opens and again when
 // they change (the stream reloads between batches). Not thread-safe: one
 // stream's strand uses it.
 #include "connectors/common/change.hpp"
+#include "engines/rules/cast.hpp"
 #include "engines/rules/expr.hpp"
 
 #include <cstdint>
@@ -28,10 +37,13 @@ struct rule {
     std::int64_t id = 0;
     std::string stream;
     std::string table = "*";  // schema.table, schema.* or * (a bare name means public.name)
-    std::string kind;         // filter | mask | drop
-    std::string column;       // mask, drop
+    std::string kind;         // filter | mask | drop | cast | rename | derive
+    std::string column;       // mask, drop, cast, rename (optional: the table), derive (the new column)
     std::string condition;    // filter
     std::string method;       // mask: sha256 | redact | keep_last:N
+    std::string to;           // cast, derive: a type; rename: the new name
+    std::string expression;   // derive
+    std::string on_fail;      // cast: null (default) | set_aside
     std::string provenance = "user";  // user | suggestion | pattern
     std::string note;
     std::int64_t created_at = 0;
@@ -47,24 +59,36 @@ class table_rules {
 public:
     // The table as the target gets it (masked columns as text, dropped ones left out).
     const std::shared_ptr<const connectors::table_schema>& target() const { return target_; }
-    // Transforms `c` in place for the target; false when a filter leaves it out.
-    bool apply(connectors::change_event& c, evaluator& ev, const std::string& salt) const;
+    enum class outcome { keep, filtered, rejected };
+    // Transforms `c` in place for the target. `rejected`: a cast with
+    // on_fail set_aside failed; `why` says which value (c is unchanged then).
+    outcome apply(connectors::change_event& c, evaluator& ev, const std::string& salt, std::string& why) const;
     bool identity() const { return identity_; }  // no rule applies: changes pass untouched
     const std::vector<std::string>& warnings() const { return warnings_; }
 
 private:
     friend class rule_set;
     struct column_map {
-        std::size_t source = 0;
+        std::size_t source = 0;  // a source column, or (derived) an index into derived_
+        bool derived = false;
         enum class how { keep, sha256, redact, keep_last } h = how::keep;
         std::size_t keep = 0;
+        std::optional<cast_type> cast;
+        bool set_aside_on_fail = false;
+    };
+    struct derived_column {
+        program p;
+        std::optional<cast_type> type;  // nullopt: text
     };
     std::shared_ptr<const connectors::table_schema> target_;
     std::vector<program> filters_;
+    std::vector<derived_column> derived_;
     std::vector<column_map> columns_;  // one per target column
     bool identity_ = true;
     std::vector<std::string> warnings_;
-    void map_row(connectors::row& r, const std::string& salt) const;
+    // Fails (returns the column) only for a set_aside cast.
+    std::optional<std::size_t> map_row(connectors::row& r, const std::string& salt, std::vector<connectors::value>& derived,
+                                       bool old_image) const;
 };
 
 class rule_set {
@@ -78,8 +102,8 @@ public:
     bool compiled(const std::shared_ptr<const connectors::table_schema>& t) const {
         return compiled_.count({t->relation_id, t->version}) > 0;
     }
-    // Applies the table's rules to `c`; false when a filter leaves it out.
-    bool apply(connectors::change_event& c);
+    // Applies the table's rules to `c` (see table_rules::apply).
+    table_rules::outcome apply(connectors::change_event& c, std::string& why);
     const std::vector<rule>& rules() const { return rules_; }
     bool empty() const { return rules_.empty(); }
 

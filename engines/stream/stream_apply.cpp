@@ -306,7 +306,7 @@ asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> tx
     const auto started = std::chrono::steady_clock::now();
     const lsn from = committed_;
     const lsn position = txns.back().end_lsn;
-    for (auto& t : txns) apply_rules(t.changes);  // filters, masks, drops: what the target gets
+    for (auto& t : txns) apply_rules(t.changes, t);  // filters, masks, casts…: what the target gets
     // Changes to held keys wait behind the failed change before them.
     if (!held_.empty())
         for (auto& t : txns) {
@@ -379,7 +379,7 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
         const auto at = spool.read_mark();
         auto part = spool.read(settings_.max_batch_changes);
         if (part.empty()) break;
-        apply_rules(part);
+        apply_rules(part, header);
         if (part.empty()) {  // all filtered out
             co_await source_->heartbeat();
             continue;
@@ -404,7 +404,7 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
                 spool.seek_read(at);
                 part = spool.read(settings_.max_batch_changes);
                 spool.seek_read(next);
-                apply_rules(part);
+                apply_rules(part, header, false);  // its cast rejects are set aside already
             }
             std::vector<change_ref> refs;
             for (const auto& c : part) refs.push_back({&c, &header});

@@ -346,6 +346,7 @@ asio::awaitable<void> stream_runner::run_steps() {
             if (!batch->rows.empty()) co_await sink_->apply_snapshot(std::move(*batch));
         }
         co_await sink_->commit_position(opened.start);
+        commit_set_aside();  // rows a cast rule set aside during the copy
         source_->confirm(opened.start);
         {
             std::lock_guard lock(mu_);
@@ -435,22 +436,37 @@ std::shared_ptr<const table_schema> stream_runner::target_of(const std::shared_p
     return compiled.target();
 }
 
-void stream_runner::apply_rules(std::vector<change_event>& changes) {
+void stream_runner::apply_rules(std::vector<change_event>& changes, const transaction& txn, bool record_rejects) {
     if (!rules_ || rules_->empty()) return;
+    std::string why;
     std::erase_if(changes, [&](change_event& c) {
         if (c.table) target_of(c.table);  // compiled once per table version, saying what does not apply
-        return !rules_->apply(c);
+        switch (rules_->apply(c, why)) {
+        case rules::table_rules::outcome::keep: return false;
+        case rules::table_rules::outcome::filtered: return true;
+        case rules::table_rules::outcome::rejected:
+            // A cast rule with on_fail set_aside: into the ledger like a row
+            // the target rejected (and its key's later changes held).
+            if (record_rejects) set_aside({&c, &txn}, "data", "rule:cast", why);
+            return true;
+        }
+        return false;
     });
 }
 
 void stream_runner::apply_rules(snapshot_batch& batch) {
     if (!rules_ || rules_->empty() || batch.rows.empty()) return;
     const auto target = target_of(batch.table);
+    transaction header;  // snapshot rows are as of the snapshot's position
+    header.commit_lsn = header.end_lsn = committed_;
     std::vector<row> kept;
     kept.reserve(batch.rows.size());
+    std::string why;
     for (auto& r : batch.rows) {
         change_event c{batch.table, change_op::read, std::nullopt, std::move(r)};
-        if (rules_->apply(c)) kept.push_back(std::move(c.after));
+        const auto o = rules_->apply(c, why);
+        if (o == rules::table_rules::outcome::keep) kept.push_back(std::move(c.after));
+        else if (o == rules::table_rules::outcome::rejected) set_aside({&c, &header}, "data", "rule:cast", why);
     }
     batch.rows = std::move(kept);
     batch.table = target;
@@ -577,12 +593,13 @@ asio::awaitable<void> stream_runner::resnapshot(const std::string& table) {
         std::vector<change_event> part;
         part.reserve(batch->rows.size());
         for (auto& r : batch->rows) part.push_back({batch->table, change_op::read, std::nullopt, std::move(r)});
-        apply_rules(part);
+        apply_rules(part, header);
         if (part.empty()) continue;
         co_await sink_->apply_changes(std::move(part));
         co_await source_->heartbeat();
     }
     co_await sink_->commit_transaction(committed_);
+    commit_set_aside();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
     {
         std::lock_guard lock(mu_);

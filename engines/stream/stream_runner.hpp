@@ -213,7 +213,8 @@ private:
     std::shared_ptr<rules::rule_set> rules_;  // the stream's strand only
     std::atomic<bool> reload_rules_{false};
     // Applies the rules to changes (filtered ones removed) / snapshot rows.
-    void apply_rules(std::vector<connectors::change_event>& changes);
+    void apply_rules(std::vector<connectors::change_event>& changes, const connectors::transaction& txn,
+                     bool record_rejects = true);
     void apply_rules(connectors::snapshot_batch& batch);
     std::shared_ptr<const connectors::table_schema> target_of(const std::shared_ptr<const connectors::table_schema>& t);
     stream_settings settings_;
