@@ -133,8 +133,8 @@ std::optional<std::string> cast_text(std::string_view value, const cast_type& to
     }
     case 16: {
         const auto l = lower(v);
-        if (l == "t" || l == "true" || l == "yes" || l == "y" || l == "on" || l == "1") return std::string("true");
-        if (l == "f" || l == "false" || l == "no" || l == "n" || l == "off" || l == "0") return std::string("false");
+        if (l == "t" || l == "true" || l == "yes" || l == "y" || l == "on" || l == "1") return std::string("t");
+        if (l == "f" || l == "false" || l == "no" || l == "n" || l == "off" || l == "0") return std::string("f");
         return std::nullopt;
     }
     case 1082:

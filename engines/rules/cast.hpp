@@ -1,7 +1,7 @@
 #pragma once
 // Casting a value's text to a target type's text (the cast rule, derived
 // columns): the PostgreSQL type a cast names, and whether a text is a valid
-// value of it, normalised (booleans to true/false, a 'T' in a timestamp to a
+// value of it, normalised to PostgreSQL's text form (booleans to t/f, a 'T' in a timestamp to a
 // space). Sans-I/O; no allocation beyond the result.
 #include <cstdint>
 #include <optional>

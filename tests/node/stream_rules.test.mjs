@@ -153,4 +153,67 @@ describe('rules: filter, mask and drop', () => {
       await cleanupSource(pg, { slots: [slot], publications: [slot], sql: `DROP TABLE IF EXISTS ${table};` });
     }
   });
+  it('cast, rename and derive shape the target; a value the cast refuses is set aside in the ledger', { timeout: 120000 }, async () => {
+    const { pg, srv } = s;
+    const table = `dv_shape_${U}`;
+    const stream = `shape_${U}`;
+    const slot = `datavor_${stream}`;
+    const target = path.join(s.tmp.root, 'shape.db');
+    try {
+      await psql(
+        pg,
+        `CREATE TABLE ${table} (id int PRIMARY KEY, qty text NOT NULL, price numeric(10,2) NOT NULL, country text, legacy_flag text);
+         INSERT INTO ${table} VALUES (1, '3', 9.50, 'fr', 'yes'), (2, '10', 1.25, 'de', 'no');`,
+      );
+      const add = async (args) => {
+        const r = await srv.call('add_rule', { stream, table, ...args });
+        assert.notEqual(r.isError, true, `add_rule ${JSON.stringify(args)}: ${textOf(r)}`);
+        return r.structuredContent.rule;
+      };
+      const badType = await srv.call('add_rule', { stream, table, kind: 'cast', column: 'qty', to: 'money' });
+      assert.equal(badType.isError, true);
+      assert.match(textOf(badType), /integer, bigint/);
+      const badExpr = await srv.call('add_rule', { stream, table, kind: 'derive', column: 'total', expression: 'qty * * price' });
+      assert.equal(badExpr.isError, true);
+      assert.match(textOf(badExpr), /\^/);
+      await add({ kind: 'cast', column: 'qty', to: 'integer', on_fail: 'set_aside' });
+      await add({ kind: 'cast', column: 'legacy_flag', to: 'boolean' }); // on_fail null
+      await add({ kind: 'derive', column: 'total', expression: 'qty * price', to: 'numeric' });
+      await add({ kind: 'derive', column: 'country_uc', expression: 'upper(country)' });
+      await add({ kind: 'rename', column: 'country', to: 'country_code' });
+      await add({ kind: 'rename', to: 'order_lines' });
+      const listed = (await srv.callOk('list_rules', { stream })).rules;
+      assert.deepEqual(listed.map((r) => r.kind), ['cast', 'cast', 'derive', 'derive', 'rename', 'rename']);
+      assert.equal(listed[0].on_fail, 'set_aside');
+
+      await srv.callOk('start_stream', { name: stream, source: 'pg', target: `sqlite:${target}`, tables: [table] });
+      await waitForStream(srv, stream, (x) => x.state === 'streaming', CATCH_UP_MS, 'snapshot done');
+      await psql(
+        pg,
+        `INSERT INTO ${table} VALUES (3, '7', 2.00, 'it', 'maybe'), (4, 'seven', 1.00, 'es', 'true');
+         UPDATE ${table} SET qty = '4' WHERE id = 1;`,
+      );
+      await waitUntil(async () => (await sqlite(target, `SELECT count(*) FROM order_lines WHERE id = 3;`)).trim() === '1', CATCH_UP_MS, 'row 3 in order_lines', () => srv.describe());
+      await waitUntil(async () => (await sqlite(target, `SELECT qty FROM order_lines WHERE id = 1;`)).trim() === '4', CATCH_UP_MS, 'the update of row 1');
+      // The table is renamed, the column too; derived columns computed; types cast.
+      assert.equal((await sqlite(target, `SELECT count(*) FROM sqlite_master WHERE name = '${table}';`)).trim(), '0');
+      const cols = (await sqlite(target, `SELECT group_concat(name || ':' || type) FROM pragma_table_info('order_lines');`)).trim();
+      assert.equal(cols, 'id:INTEGER,qty:INTEGER,price:TEXT,country_code:TEXT,legacy_flag:INTEGER,total:TEXT,country_uc:TEXT');
+      const rows = (await sqlite(target, `SELECT id || '|' || qty || '|' || country_code || '|' || coalesce(legacy_flag, 'null') || '|' || total || '|' || country_uc FROM order_lines ORDER BY id;`))
+        .trim()
+        .split('\n');
+      assert.deepEqual(rows, ['1|4|fr|1|38|FR', '2|10|de|0|12.5|DE', '3|7|it|null|14|IT']);
+      // 'seven' is not an integer: set aside with the reason, not in the target.
+      const failed = await waitUntil(async () => (await ledgerEntries(srv, { stream, kind: 'failed' }))[0], CATCH_UP_MS, 'the refused cast in the ledger');
+      assert.equal(failed.code, 'rule:cast');
+      assert.equal(failed.error_class, 'data');
+      assert.match(failed.message, /column qty: 'seven' is not a integer/);
+      assert.equal(failed.row_key, '{"id":"4"}');
+      assert.equal((await sqlite(target, `SELECT count(*) FROM order_lines WHERE id = 4;`)).trim(), '0');
+      await srv.callOk('stop_stream', { name: stream, drop_slot: true });
+    } finally {
+      await srv.call('stop_stream', { name: stream }).catch(() => {});
+      await cleanupSource(pg, { slots: [slot], publications: [slot], sql: `DROP TABLE IF EXISTS ${table};` });
+    }
+  });
 });
