@@ -128,6 +128,7 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
         const std::string who = "rule " + std::to_string(r.id) + " (" + r.kind + ") on " + t->qualified() + ": ";
         if (r.kind == "rename" && r.column.empty()) {
             table_name = r.to;
+            out.rule_ids_.push_back(r.id);
             out.identity_ = false;
             continue;
         }
@@ -151,6 +152,7 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
             if (type && type->oid == 25) type.reset();
             out.derived_.push_back({std::move(std::get<program>(b)), type});
             derived_cols.emplace_back(r.column, type);
+            out.rule_ids_.push_back(r.id);
             out.identity_ = false;
             continue;
         }
@@ -166,6 +168,7 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
                 continue;
             }
             out.filters_.push_back(std::move(std::get<program>(b)));
+            out.filter_ids_.push_back(r.id);
             out.identity_ = false;
             continue;
         }
@@ -194,6 +197,7 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
                 m.keep = keep_last_of(r.method).value_or(4);
             }
         }
+        out.rule_ids_.push_back(r.id);
         out.identity_ = false;
     }
     if (out.identity_) {
@@ -279,11 +283,16 @@ std::optional<std::size_t> table_rules::map_row(connectors::row& r, const std::s
     return failed;
 }
 
-table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const std::string& salt, std::string& why) const {
+table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const std::string& salt, std::string& why,
+                                       std::map<std::int64_t, std::int64_t>& touched) const {
     if (identity_) return outcome::keep;
     if (c.op == change_op::insert || c.op == change_op::update || c.op == change_op::read)
-        for (const auto& f : filters_)
-            if (!f.evaluate(c, ev).truthy()) return outcome::filtered;
+        for (std::size_t k = 0; k < filters_.size(); ++k)
+            if (!filters_[k].evaluate(c, ev).truthy()) {
+                ++touched[filter_ids_[k]];
+                return outcome::filtered;
+            }
+    for (auto id : rule_ids_) ++touched[id];
     std::vector<value> derived;
     if (!derived_.empty() && !c.after.empty()) {
         derived.reserve(derived_.size());
@@ -310,7 +319,19 @@ table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const st
 
 table_rules::outcome rule_set::apply(change_event& c, std::string& why) {
     if (rules_.empty() || !c.table) return table_rules::outcome::keep;
-    return for_table(c.table).apply(c, ev_, salt_, why);
+    return for_table(c.table).apply(c, ev_, salt_, why, touched_);
+}
+
+std::string rule_set::take_counts() {
+    if (touched_.empty()) return {};
+    std::string out = "\"rules\":{";
+    bool first = true;
+    for (const auto& [id, n] : touched_) {
+        out += (first ? "\"" : ",\"") + std::to_string(id) + "\":" + std::to_string(n);
+        first = false;
+    }
+    touched_.clear();
+    return out + "}";
 }
 
 }  // namespace datavor::engines::rules

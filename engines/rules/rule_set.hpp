@@ -62,7 +62,9 @@ public:
     enum class outcome { keep, filtered, rejected };
     // Transforms `c` in place for the target. `rejected`: a cast with
     // on_fail set_aside failed; `why` says which value (c is unchanged then).
-    outcome apply(connectors::change_event& c, evaluator& ev, const std::string& salt, std::string& why) const;
+    // `touched` counts, per rule id, the changes each rule changed or filtered out.
+    outcome apply(connectors::change_event& c, evaluator& ev, const std::string& salt, std::string& why,
+                  std::map<std::int64_t, std::int64_t>& touched) const;
     bool identity() const { return identity_; }  // no rule applies: changes pass untouched
     const std::vector<std::string>& warnings() const { return warnings_; }
 
@@ -82,6 +84,8 @@ private:
     };
     std::shared_ptr<const connectors::table_schema> target_;
     std::vector<program> filters_;
+    std::vector<std::int64_t> filter_ids_;  // parallel to filters_
+    std::vector<std::int64_t> rule_ids_;    // the other rules that apply to this table
     std::vector<derived_column> derived_;
     std::vector<column_map> columns_;  // one per target column
     bool identity_ = true;
@@ -105,6 +109,9 @@ public:
     // Applies the table's rules to `c` (see table_rules::apply).
     table_rules::outcome apply(connectors::change_event& c, std::string& why);
     const std::vector<rule>& rules() const { return rules_; }
+    // Changes each rule touched since the last call, as JSON members
+    // ("rules":{"<id>":n,…}), or "" when none; resets the counts.
+    std::string take_counts();
     bool empty() const { return rules_.empty(); }
 
 private:
@@ -112,6 +119,7 @@ private:
     std::string salt_;
     std::uint64_t generation_ = 0;
     evaluator ev_;
+    std::map<std::int64_t, std::int64_t> touched_;
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::unique_ptr<table_rules>> compiled_;
 };
 

@@ -73,6 +73,7 @@ struct batch_tally {
         ++per_table[c.table->qualified()][op == change_op::update ? 1 : op == change_op::erase ? 2 : op == change_op::truncate ? 3 : 0];
         if (digest) digest_change(*digest, c);
     }
+    std::string extra;  // more members (the rules' counts)
     std::string body(std::size_t transactions, std::int64_t set_aside, double ms, bool large) {
         std::string b = "{\"transactions\":" + std::to_string(transactions) + (large ? ",\"large\":true" : "") +
                         ",\"changes\":" + std::to_string(applied) + ",\"set_aside\":" + std::to_string(set_aside) +
@@ -85,6 +86,7 @@ struct batch_tally {
         }
         b += "}";
         if (digest) b += ",\"checksum\":\"sha256:" + digest->hex() + "\"";
+        if (!extra.empty()) b += "," + extra;
         return b + "}";
     }
 };
@@ -236,6 +238,7 @@ void stream_runner::ledger_batch(const lsn& from, const lsn& to, const std::vect
     e.stream = settings_.name;
     e.kind = ledger::kind_batch;
     e.position = from.to_string() + ".." + to.to_string();
+    if (rules_) tally.extra = rules_->take_counts();
     e.body = tally.body(transactions, static_cast<std::int64_t>(refs.size()) - tally.applied, ms, false);
     ledger_->append(std::move(e));
 }
@@ -433,6 +436,7 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
         e.stream = settings_.name;
         e.kind = ledger::kind_batch;
         e.position = from.to_string() + ".." + txn.end_lsn.to_string();
+        if (rules_) tally.extra = rules_->take_counts();
         e.body = tally.body(1, static_cast<std::int64_t>(set_aside_n),
                             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(),
                             true);

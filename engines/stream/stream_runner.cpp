@@ -360,8 +360,10 @@ asio::awaitable<void> stream_runner::run_steps() {
                 std::lock_guard lock(mu_);
                 rows = status_.snapshot.rows;
             }
+            const std::string counts = rules_ ? rules_->take_counts() : std::string();
             ledger_event("snapshot_end", std::to_string(rows) + " rows copied",
-                         "{\"rows\":" + std::to_string(rows) + "}", opened.start.to_string());
+                         "{\"rows\":" + std::to_string(rows) + (counts.empty() ? "" : "," + counts) + "}",
+                         opened.start.to_string());
         }
         if (settings_.snapshot == snapshot_mode::only) co_return;
     }

@@ -133,6 +133,16 @@ describe('rules: filter, mask and drop', () => {
         }
       }
 
+      // Each rule's work is counted in the ledger, without an entry per row:
+      // the snapshot's in snapshot_end, the stream's in the batch entries.
+      const snapEnd = (await ledgerEntries(srv, { stream, kind: 'lifecycle' })).find((e) => e.op === 'snapshot_end');
+      assert.equal(snapEnd?.details?.rules?.[filter.id], 10, `snapshot_end: ${JSON.stringify(snapEnd)}`); // ids 5, 10, …, 50
+      assert.equal(snapEnd.details.rules[mask.id], 41, JSON.stringify(snapEnd.details)); // the other 40 rows and row 51
+      const batches = await ledgerEntries(srv, { stream, kind: 'batch' });
+      const counted = (id) => batches.reduce((n, b) => n + (b.details?.rules?.[id] ?? 0), 0);
+      assert.equal(counted(filter.id), 6, 'streamed test rows filtered: 55, 60, …, 80');
+      assert.equal(counted(mask.id), 29 - 6 + 2, 'inserts 52-80 kept (63 counted: it reached the sink), the update and the delete');
+
       // The rule changes are in the ledger; removing the filter lets 'test' rows through.
       const added = (await ledgerEntries(srv, { stream, kind: 'lifecycle' })).filter((e) => e.op === 'rule_added');
       assert.equal(added.length, 4);
