@@ -37,6 +37,7 @@ struct application::parts {
     engines::stream::stream_log log = [](std::string_view, std::string_view) {};
     std::mutex ledger_mu;
     std::unique_ptr<engines::ledger::ledger> ledger;  // opened on first use; outlives the streams
+    std::function<void()> alert_hook;  // resources/updated datavor://alerts, once a server is registered
     int keep_days = 30;
     std::int64_t max_mb = 1024;
     std::unique_ptr<engines::stream::stream_manager> streams;
@@ -110,6 +111,7 @@ void application::register_product(mcp_server& server) {
                                               }});
     register_ledger_tools(server, ledger_deps{ledger(), *parts_->streams, parts_->context});
     register_rule_tools(server, rule_deps{parts_->context, *parts_->streams, ledger()});
+    parts_->alert_hook = [srv] { srv->notify_resource_updated("datavor://alerts"); };
 }
 
 namespace {
@@ -168,6 +170,9 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     settings.lock_dir = home_ / "run";
     // The rules as saved now, with the stream's secret salt for masks
     // (created once, kept in the secrets file, never shown).
+    settings.on_alert = [this] {
+        if (parts_->alert_hook) parts_->alert_hook();
+    };
     settings.load_rules = [this, name = req.name]() -> std::shared_ptr<engines::rules::rule_set> {
         auto saved = parts_->context.list_rules(name);
         if (saved.empty()) return nullptr;

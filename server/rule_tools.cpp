@@ -23,6 +23,11 @@ json_value rule_json(const rl::rule& r, json_alloc& a) {
     if (!r.to.empty()) o.AddMember("to", str(r.to, a), a);
     if (!r.expression.empty()) o.AddMember("expression", str(r.expression, a), a);
     if (!r.on_fail.empty()) o.AddMember("on_fail", str(r.on_fail, a), a);
+    if (!r.options.empty()) {
+        json_doc w;
+        w.Parse(r.options.c_str());
+        if (!w.HasParseError() && w.IsObject()) o.AddMember("window", json_value(w, a), a);
+    }
     o.AddMember("provenance", str(r.provenance, a), a);
     if (!r.note.empty()) o.AddMember("note", str(r.note, a), a);
     o.AddMember("created_at", str(utc_iso_us(r.created_at * 1000000), a), a);
@@ -37,6 +42,7 @@ std::string describe(const rl::rule& r) {
     if (r.kind == "cast") d += ": " + r.column + " to " + r.to + (r.on_fail == "set_aside" ? " (set aside what fails)" : "");
     if (r.kind == "rename") d += ": " + (r.column.empty() ? std::string("the table") : r.column) + " to " + r.to;
     if (r.kind == "derive") d += ": " + r.column + " = " + r.expression;
+    if (r.kind == "alert") d += " when " + r.condition + (r.options.empty() ? "" : " over " + r.options);
     return d;
 }
 
@@ -69,6 +75,17 @@ boost::asio::awaitable<json_doc> add_tool(rule_deps d, json_doc args, std::share
     r.to = opt(args, "to");
     r.expression = opt(args, "expression");
     r.on_fail = r.kind == "cast" ? opt(args, "on_fail") : "";
+    if (const auto* w = member(args, "window"); w && w->IsObject() && r.kind == "alert") {
+        // The tool's names → the stored options (window_minutes, by, …).
+        json_doc o(rapidjson::kObjectType);
+        auto& al = o.GetAllocator();
+        for (auto it = w->MemberBegin(); it != w->MemberEnd(); ++it) {
+            const std::string k = it->name.GetString();
+            json_value v(it->value, al);
+            o.AddMember(str(k == "minutes" ? "window_minutes" : k, al), v, al);
+        }
+        r.options = to_json(o);
+    }
     if (r.kind == "cast" && r.on_fail.empty()) r.on_fail = "null";
     const std::string why = rl::validate(r);
     if (!why.empty()) {
@@ -112,6 +129,39 @@ boost::asio::awaitable<json_doc> list_tool(rule_deps d, json_doc args, std::shar
     co_return structured_result(std::move(out));
 }
 
+json_doc alerts_json(rule_deps& d, const std::string& stream, std::size_t limit) {
+    engines::ledger::query q;
+    q.stream = stream;
+    q.kind = engines::ledger::kind_alert;
+    q.newest_first = true;
+    q.limit = limit;
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    json_value arr(rapidjson::kArrayType);
+    for (const auto& e : d.ledger.find(q)) {
+        json_value o(rapidjson::kObjectType);
+        o.AddMember("seq", e.seq, a);
+        o.AddMember("at", str(utc_iso_us(e.at_us), a), a);
+        o.AddMember("stream", str(e.stream, a), a);
+        o.AddMember("table", str(e.table, a), a);
+        o.AddMember("rule_id", static_cast<std::int64_t>(std::strtoll(e.op.c_str() + (e.op.size() > 5 ? 5 : 0), nullptr, 10)), a);
+        o.AddMember("key", str(e.row_key, a), a);
+        o.AddMember("message", str(e.message, a), a);
+        json_doc details;
+        details.Parse(e.body.c_str());
+        if (!details.HasParseError() && details.IsObject()) o.AddMember("details", json_value(details, a), a);
+        arr.PushBack(o, a);
+    }
+    out.AddMember("alerts", arr, a);
+    return out;
+}
+
+boost::asio::awaitable<json_doc> alerts_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
+    const auto* lim = member(args, "limit");
+    co_return structured_result(
+        alerts_json(d, opt(args, "stream"), lim && lim->IsInt64() ? static_cast<std::size_t>(lim->GetInt64()) : 50));
+}
+
 boost::asio::awaitable<json_doc> remove_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
     const auto* id = member(args, "id");
     auto removed = d.context.remove_rule(id->GetInt64());
@@ -135,6 +185,19 @@ void register_rule_tools(mcp_server& server, rule_deps deps) {
     add("add_rule.json", &add_tool);
     add("list_rules.json", &list_tool);
     add("remove_rule.json", &remove_tool);
+    add("list_alerts.json", &alerts_tool);
+
+    resource_provider res;
+    res.list = [](json_value& out, json_alloc& a) {
+        push_json_resource(out, a, "datavor://alerts", "alerts", "Alerts", "The latest 50 alerts raised by alert rules");
+    };
+    res.templates = [](json_value&, json_alloc&) {};
+    res.read = [deps](const std::string& uri, json_value& out, json_alloc& a) mutable {
+        if (uri != "datavor://alerts") return false;
+        push_json_contents(out, a, uri, to_json(alerts_json(deps, "", 50)));
+        return true;
+    };
+    server.add_resources(std::move(res));
 }
 
 }  // namespace datavor::server

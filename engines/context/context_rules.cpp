@@ -10,7 +10,7 @@ namespace datavor::engines::context {
 namespace {
 constexpr const char* rule_columns =
     "SELECT id, stream, table_name, kind, column_name, condition, method, provenance, note, created_at, to_value, "
-    "expression, on_fail FROM rules";
+    "expression, on_fail, options FROM rules";
 
 rules::rule read_rule(SQLite::Statement& q) {
     rules::rule r;
@@ -27,6 +27,7 @@ rules::rule read_rule(SQLite::Statement& q) {
     r.to = q.getColumn(10).getString();
     r.expression = q.getColumn(11).getString();
     r.on_fail = q.getColumn(12).getString();
+    r.options = q.getColumn(13).getString();
     return r;
 }
 }  // namespace
@@ -35,7 +36,7 @@ rules::rule context_store::add_rule(rules::rule r) {
     std::lock_guard lock(mu_);
     r.created_at = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     SQLite::Statement q(*db_, "INSERT INTO rules(stream, table_name, kind, column_name, condition, method, provenance, "
-                              "note, created_at, to_value, expression, on_fail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+                              "note, created_at, to_value, expression, on_fail, options) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
     q.bind(1, r.stream);
     q.bind(2, r.table);
     q.bind(3, r.kind);
@@ -48,6 +49,7 @@ rules::rule context_store::add_rule(rules::rule r) {
     q.bind(10, r.to);
     q.bind(11, r.expression);
     q.bind(12, r.on_fail);
+    q.bind(13, r.options);
     q.exec();
     r.id = db_->getLastInsertRowid();
     return r;

@@ -77,6 +77,9 @@ ALTER TABLE rules ADD COLUMN to_value TEXT NOT NULL DEFAULT '';    -- cast/deriv
 ALTER TABLE rules ADD COLUMN expression TEXT NOT NULL DEFAULT '';  -- derive
 ALTER TABLE rules ADD COLUMN on_fail TEXT NOT NULL DEFAULT '';     -- cast: null | set_aside
 )sql",
+    R"sql(
+ALTER TABLE rules ADD COLUMN options TEXT NOT NULL DEFAULT '';     -- alert: the window (JSON)
+)sql",
 };
 static_assert(std::size(migrations) == context_store::latest_schema_version);
 

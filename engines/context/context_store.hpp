@@ -57,7 +57,7 @@ public:
     explicit context_store(const std::filesystem::path& home);
     ~context_store();
 
-    static constexpr int latest_schema_version = 4;
+    static constexpr int latest_schema_version = 5;
     int schema_version() const;
     std::filesystem::path path() const { return path_; }
 

@@ -40,7 +40,8 @@ inline constexpr const char* kind_failed = "failed";        // one row set aside
 inline constexpr const char* kind_lifecycle = "lifecycle";  // start, stop, pause, snapshot, resume, error
 inline constexpr const char* kind_retry = "retry";          // a retry of failed rows, and its outcome
 inline constexpr const char* kind_dismiss = "dismiss";      // failed rows dismissed by a user
-inline constexpr const char* kind_rollup = "rollup";        // retention: what was removed, summarised
+inline constexpr const char* kind_rollup = "rollup";
+inline constexpr const char* kind_alert = "alert";          // an alert rule fired (engines/rules/alerts)        // retention: what was removed, summarised
 
 struct entry {
     std::int64_t seq = 0;      // assigned by the writer

@@ -98,7 +98,15 @@ std::string validate(const rule& r) {
         if (!r.to.empty() && !cast_type_of(r.to)) return "derive type (to) '" + r.to + "' is not one a cast knows";
         return {};
     }
-    return "unknown rule kind '" + r.kind + "' (filter, mask, drop, cast, rename or derive)";
+    if (r.kind == "alert") {
+        if (r.condition.empty()) return "an alert needs a condition, e.g. \"stock < 10\"";
+        auto p = expression::parse(r.condition);
+        if (auto* e = std::get_if<expr_error>(&p)) return "condition: " + e->describe(r.condition);
+        window_spec w;
+        if (auto why = parse_window(r.options, w); !why.empty()) return "window: " + why;
+        return {};
+    }
+    return "unknown rule kind '" + r.kind + "' (filter, mask, drop, cast, rename, derive or alert)";
 }
 
 bool table_matches(const std::string& pattern, const table_schema& t) {
@@ -154,6 +162,19 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
             derived_cols.emplace_back(r.column, type);
             out.rule_ids_.push_back(r.id);
             out.identity_ = false;
+            continue;
+        }
+        if (r.kind == "alert") {
+            auto p = expression::parse(r.condition);
+            window_spec w;
+            std::string why = std::holds_alternative<expr_error>(p) ? std::get<expr_error>(p).message : parse_window(r.options, w);
+            if (why.empty()) {
+                auto a = alert_rule::bind(r.id, r.note.empty() ? "rule " + std::to_string(r.id) : r.note,
+                                          std::get<expression>(p), w, *t);
+                if (auto* e = std::get_if<std::string>(&a)) why = *e;
+                else out.alerts_.push_back(std::move(std::get<alert_rule>(a)));
+            }
+            if (!why.empty()) out.warnings_.push_back(who + why + ": the alert is not watched");
             continue;
         }
         if (r.kind == "filter") {
@@ -317,9 +338,17 @@ table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const st
     return outcome::keep;
 }
 
-table_rules::outcome rule_set::apply(change_event& c, std::string& why) {
+void table_rules::feed_alerts(const change_event& c, std::int64_t commit_time_us, evaluator& ev,
+                              std::vector<alert_event>& out) {
+    for (auto& a : alerts_)
+        if (auto e = a.feed(c, commit_time_us, ev)) out.push_back(std::move(*e));
+}
+
+table_rules::outcome rule_set::apply(change_event& c, std::string& why, std::int64_t commit_time_us) {
     if (rules_.empty() || !c.table) return table_rules::outcome::keep;
-    return for_table(c.table).apply(c, ev_, salt_, why, touched_);
+    auto& compiled = const_cast<table_rules&>(for_table(c.table));
+    if (commit_time_us) compiled.feed_alerts(c, commit_time_us, ev_, alerts_out_);
+    return compiled.apply(c, ev_, salt_, why, touched_);
 }
 
 std::string rule_set::take_counts() {

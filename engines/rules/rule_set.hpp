@@ -22,6 +22,7 @@
 // they change (the stream reloads between batches). Not thread-safe: one
 // stream's strand uses it.
 #include "connectors/common/change.hpp"
+#include "engines/rules/alerts.hpp"
 #include "engines/rules/cast.hpp"
 #include "engines/rules/expr.hpp"
 
@@ -29,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace datavor::engines::rules {
@@ -44,6 +46,7 @@ struct rule {
     std::string to;           // cast, derive: a type; rename: the new name
     std::string expression;   // derive
     std::string on_fail;      // cast: null (default) | set_aside
+    std::string options;      // alert: the window as JSON (see alerts.hpp), "" for a threshold alert
     std::string provenance = "user";  // user | suggestion | pattern
     std::string note;
     std::int64_t created_at = 0;
@@ -65,6 +68,9 @@ public:
     // `touched` counts, per rule id, the changes each rule changed or filtered out.
     outcome apply(connectors::change_event& c, evaluator& ev, const std::string& salt, std::string& why,
                   std::map<std::int64_t, std::int64_t>& touched) const;
+    // Feeds the table's alert rules (source values, before any transformation).
+    void feed_alerts(const connectors::change_event& c, std::int64_t commit_time_us, evaluator& ev,
+                     std::vector<alert_event>& out);
     bool identity() const { return identity_; }  // no rule applies: changes pass untouched
     const std::vector<std::string>& warnings() const { return warnings_; }
 
@@ -87,6 +93,7 @@ private:
     std::vector<std::int64_t> filter_ids_;  // parallel to filters_
     std::vector<std::int64_t> rule_ids_;    // the other rules that apply to this table
     std::vector<derived_column> derived_;
+    std::vector<alert_rule> alerts_;
     std::vector<column_map> columns_;  // one per target column
     bool identity_ = true;
     std::vector<std::string> warnings_;
@@ -106,8 +113,11 @@ public:
     bool compiled(const std::shared_ptr<const connectors::table_schema>& t) const {
         return compiled_.count({t->relation_id, t->version}) > 0;
     }
-    // Applies the table's rules to `c` (see table_rules::apply).
-    table_rules::outcome apply(connectors::change_event& c, std::string& why);
+    // Applies the table's rules to `c` (see table_rules::apply); with
+    // `commit_time_us`, alert rules are fed first (pass 0 not to feed them).
+    table_rules::outcome apply(connectors::change_event& c, std::string& why, std::int64_t commit_time_us = 0);
+    // Alerts raised since the last call.
+    std::vector<alert_event> take_alerts() { return std::exchange(alerts_out_, {}); }
     const std::vector<rule>& rules() const { return rules_; }
     // Changes each rule touched since the last call, as JSON members
     // ("rules":{"<id>":n,…}), or "" when none; resets the counts.
@@ -120,6 +130,7 @@ private:
     std::uint64_t generation_ = 0;
     evaluator ev_;
     std::map<std::int64_t, std::int64_t> touched_;
+    std::vector<alert_event> alerts_out_;
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::unique_ptr<table_rules>> compiled_;
 };
 

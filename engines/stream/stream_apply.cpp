@@ -351,6 +351,7 @@ asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> tx
     }
     committed_ = position;
     commit_set_aside();
+    emit_alerts();
     recovered();
     source_->confirm(position);
     record_batch(summary);
@@ -427,6 +428,7 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
     co_await sink_->commit_transaction(txn.end_lsn);
     committed_ = txn.end_lsn;
     commit_set_aside();
+    emit_alerts();
     recovered();
     source_->confirm(txn.end_lsn);
     summary.txns.push_back({txn.commit_time_us, summary.changes});

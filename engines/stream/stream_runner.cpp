@@ -443,7 +443,7 @@ void stream_runner::apply_rules(std::vector<change_event>& changes, const transa
     std::string why;
     std::erase_if(changes, [&](change_event& c) {
         if (c.table) target_of(c.table);  // compiled once per table version, saying what does not apply
-        switch (rules_->apply(c, why)) {
+        switch (rules_->apply(c, why, record_rejects ? txn.commit_time_us : 0)) {
         case rules::table_rules::outcome::keep: return false;
         case rules::table_rules::outcome::filtered: return true;
         case rules::table_rules::outcome::rejected:
@@ -472,6 +472,28 @@ void stream_runner::apply_rules(snapshot_batch& batch) {
     }
     batch.rows = std::move(kept);
     batch.table = target;
+}
+
+// Alerts raised by the changes just committed: into the ledger, the log (an
+// MCP logging notification) and the alert hook (resources/updated).
+void stream_runner::emit_alerts() {
+    if (!rules_) return;
+    for (auto& a : rules_->take_alerts()) {
+        log_("warning", "stream " + settings_.name + ": " + a.message);
+        if (ledger_) {
+            ledger::entry e;
+            e.stream = settings_.name;
+            e.kind = ledger::kind_alert;
+            e.table = a.table;
+            e.op = "rule " + std::to_string(a.rule_id);
+            e.row_key = a.key;
+            e.message = a.message;
+            e.body = a.details;
+            e.at_us = 0;
+            ledger_->append(std::move(e));
+        }
+        if (settings_.on_alert) settings_.on_alert();
+    }
 }
 
 // Work asked for from outside, done between two batches on this strand.

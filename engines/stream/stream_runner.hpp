@@ -106,6 +106,8 @@ struct stream_settings {
     // The stream's rules as saved now (engines/rules); empty: none. Called when
     // the stream opens and after request_reload_rules().
     std::function<std::shared_ptr<rules::rule_set>()> load_rules;
+    // Called (on the stream's strand) after an alert was recorded.
+    std::function<void()> on_alert;
 };
 
 using stream_log = std::function<void(std::string_view level, std::string_view message)>;
@@ -216,6 +218,7 @@ private:
     void apply_rules(std::vector<connectors::change_event>& changes, const connectors::transaction& txn,
                      bool record_rejects = true);
     void apply_rules(connectors::snapshot_batch& batch);
+    void emit_alerts();
     std::shared_ptr<const connectors::table_schema> target_of(const std::shared_ptr<const connectors::table_schema>& t);
     stream_settings settings_;
     std::unique_ptr<connectors::change_source> source_;

@@ -16,8 +16,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { requireExecutable, BIN, tempHome, textOf } from './lib.mjs';
-import { cleanupSource, ledgerEntries, psql, requirePg, sqlite, startServe, waitForStream, waitUntil } from './stream_lib.mjs';
+import { requireExecutable, BIN, sleep, tempHome, textOf } from './lib.mjs';
+import { cleanupSource, ledgerEntries, psql, psqlValue, requirePg, sqlite, startServe, waitForStream, waitUntil } from './stream_lib.mjs';
 
 const U = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`.toLowerCase();
 const CATCH_UP_MS = 60000;
@@ -224,6 +224,74 @@ describe('rules: filter, mask and drop', () => {
     } finally {
       await srv.call('stop_stream', { name: stream }).catch(() => {});
       await cleanupSource(pg, { slots: [slot], publications: [slot], sql: `DROP TABLE IF EXISTS ${table};` });
+    }
+  });
+  it('alerts: stock < 10 fires once per crossing; 11 card transactions in 8 minutes from 3 countries flags that card only', { timeout: 120000 }, async () => {
+    const { pg, srv } = s;
+    const inv = `dv_inv_${U}`;
+    const tx = `dv_tx_${U}`;
+    const stream = `alerts_${U}`;
+    const slot = `datavor_${stream}`;
+    const target = path.join(s.tmp.root, 'alerts.db');
+    try {
+      await psql(
+        pg,
+        `CREATE TABLE ${inv} (sku int PRIMARY KEY, stock int NOT NULL); INSERT INTO ${inv} VALUES (1, 50), (2, 50);
+         CREATE TABLE ${tx} (id serial PRIMARY KEY, card_id text NOT NULL, country text NOT NULL, amount numeric NOT NULL);`,
+      );
+      const badWindow = await srv.call('add_rule', { stream, table: tx, kind: 'alert', condition: 'true', window: { minutes: 8, by: 'card_id', distinct: 'country' } });
+      assert.equal(badWindow.isError, true);
+      assert.match(textOf(badWindow), /distinct needs min_distinct/);
+      const low = (await srv.callOk('add_rule', { stream, table: inv, kind: 'alert', condition: 'stock < 10', note: 'low stock' })).rule;
+      const velocity = (
+        await srv.callOk('add_rule', {
+          stream,
+          table: tx,
+          kind: 'alert',
+          condition: 'amount > 0',
+          window: { minutes: 8, by: 'card_id', min_count: 11, distinct: 'country', min_distinct: 3 },
+          note: 'card velocity',
+        })
+      ).rule;
+      assert.equal(velocity.window.window_minutes, 8);
+      await srv.client.setLoggingLevel('info');
+      await srv.callOk('start_stream', { name: stream, source: 'pg', target: `sqlite:${target}`, tables: [inv, tx] });
+      await waitForStream(srv, stream, (x) => x.state === 'streaming', CATCH_UP_MS, 'snapshot done');
+
+      // Threshold: 50 -> 12 -> 9 (fires) -> 5 (still low: no) -> 20 (clears) -> 8 (fires again); sku 2 never low.
+      for (const v of [12, 9, 5, 20, 8]) await psql(pg, `UPDATE ${inv} SET stock = ${v} WHERE sku = 1; UPDATE ${inv} SET stock = stock - 1 WHERE sku = 2;`);
+      // Velocity: card A 11 transactions from 3 countries (fires on the 11th), card B 11 from 2, card C 10 from 3.
+      const one = (card, country) => `INSERT INTO ${tx} (card_id, country, amount) VALUES ('${card}', '${country}', 10);`;
+      const A = ['FR', 'FR', 'DE', 'FR', 'FR', 'FR', 'FR', 'FR', 'FR', 'FR', 'IT'];
+      for (let i = 0; i < 11; i++) await psql(pg, one('card-B', i % 2 ? 'FR' : 'DE') + one('card-C-' + (i < 10 ? 'x' : 'skip'), ['FR', 'DE', 'IT'][i % 3]));
+      for (const c of A) await psql(pg, one('card-A', c));
+      const aLast = await psqlValue(pg, `SELECT max(id) FROM ${tx} WHERE card_id = 'card-A';`);
+      await waitUntil(async () => (await sqlite(target, `SELECT count(*) FROM "${tx}" WHERE id = ${aLast};`)).trim() === '1', CATCH_UP_MS, 'the last transaction applied');
+      const alerts = await waitUntil(async () => {
+        const a = (await srv.callOk('list_alerts', { stream })).alerts;
+        return a.length >= 3 ? a : null;
+      }, CATCH_UP_MS, 'three alerts', () => srv.describe());
+      await sleep(1500); // nothing more may come
+      const all = (await srv.callOk('list_alerts', { stream })).alerts.reverse(); // oldest first
+      assert.deepEqual(all.map((a) => [a.rule_id, a.key]), [
+        [low.id, '{"sku":"1"}'],
+        [low.id, '{"sku":"1"}'],
+        [velocity.id, '{"card_id":"card-A"}'],
+      ], JSON.stringify(all, null, 1));
+      assert.match(all[0].message, /low stock/);
+      assert.equal(all[2].details.count, 11);
+      assert.equal(all[2].details.distinct, 3);
+      assert.equal(all[2].details.row.id, String(aLast), 'the velocity alert fires on the 11th transaction');
+      assert.ok(alerts.length >= 3);
+      // The MCP logging notification reached the client.
+      assert.ok(srv.logs.some((l) => /card velocity/.test(l)), `no logging notification: ${srv.logs.slice(-5).join(' | ')}`);
+      // The resource lists them too.
+      const res = await srv.client.readResource({ uri: 'datavor://alerts' });
+      assert.equal(JSON.parse(res.contents[0].text).alerts.filter((a) => a.stream === stream).length, 3);
+      await srv.callOk('stop_stream', { name: stream, drop_slot: true });
+    } finally {
+      await srv.call('stop_stream', { name: stream }).catch(() => {});
+      await cleanupSource(pg, { slots: [slot], publications: [slot], sql: `DROP TABLE IF EXISTS ${inv}, ${tx};` });
     }
   });
 });
