@@ -75,16 +75,18 @@ boost::asio::awaitable<json_doc> add_tool(rule_deps d, json_doc args, std::share
     r.to = opt(args, "to");
     r.expression = opt(args, "expression");
     r.on_fail = r.kind == "cast" ? opt(args, "on_fail") : "";
-    if (const auto* w = member(args, "window"); w && w->IsObject() && r.kind == "alert") {
-        // The tool's names → the stored options (window_minutes, by, …).
+    if (r.kind == "alert") {
+        // The tool's window and webhook → the stored options (window_minutes, by, …, webhook).
         json_doc o(rapidjson::kObjectType);
         auto& al = o.GetAllocator();
-        for (auto it = w->MemberBegin(); it != w->MemberEnd(); ++it) {
-            const std::string k = it->name.GetString();
-            json_value v(it->value, al);
-            o.AddMember(str(k == "minutes" ? "window_minutes" : k, al), v, al);
-        }
-        r.options = to_json(o);
+        if (const auto* w = member(args, "window"); w && w->IsObject())
+            for (auto it = w->MemberBegin(); it != w->MemberEnd(); ++it) {
+                const std::string k = it->name.GetString();
+                json_value v(it->value, al);
+                o.AddMember(str(k == "minutes" ? "window_minutes" : k, al), v, al);
+            }
+        if (auto hook = string_member(args, "webhook")) o.AddMember("webhook", str(std::string(*hook), al), al);
+        if (o.MemberCount() > 0) r.options = to_json(o);
     }
     if (r.kind == "cast" && r.on_fail.empty()) r.on_fail = "null";
     const std::string why = rl::validate(r);

@@ -37,4 +37,28 @@ qualified_name split_qualified(std::string_view text, std::string_view default_s
     return {std::string(text.substr(0, dot)), std::string(text.substr(dot + 1))};
 }
 
+std::string json_quote(std::string_view s) {
+    std::string out = "\"";
+    out.reserve(s.size() + 2);
+    for (char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                static const char* hex = "0123456789abcdef";
+                out += "\\u00";
+                out.push_back(hex[(c >> 4) & 15]);
+                out.push_back(hex[c & 15]);
+            } else {
+                out.push_back(c);
+            }
+        }
+    }
+    return out + "\"";
+}
+
 }  // namespace datavor::connectors

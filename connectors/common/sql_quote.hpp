@@ -11,6 +11,7 @@ std::string quote_pg_ident(std::string_view name);      // "na""me"
 std::string quote_pg_literal(std::string_view value);   // 'it''s'  (standard_conforming_strings)
 std::string quote_mysql_ident(std::string_view name);   // `na``me`
 std::string quote_mysql_literal(std::string_view value);  // 'it\'s' with backslashes escaped
+std::string json_quote(std::string_view value);          // "a\"b" (a JSON string; control characters escaped)
 
 // "schema.table" -> {"schema","table"}; "table" -> {default_schema,"table"}.
 struct qualified_name {

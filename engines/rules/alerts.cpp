@@ -1,4 +1,6 @@
 #include "engines/rules/alerts.hpp"
+#include "connectors/common/sql_quote.hpp"
+#include "engines/notify/webhook.hpp"
 
 #include <rapidjson/document.h>
 
@@ -10,31 +12,10 @@ namespace datavor::engines::rules {
 
 using connectors::change_event;
 using connectors::change_op;
+using connectors::json_quote;
 using connectors::value;
 
 namespace {
-
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out.push_back(c);
-            }
-        }
-    }
-    return out + "\"";
-}
 
 std::optional<std::size_t> column_of(const connectors::table_schema& t, const std::string& name) {
     for (std::size_t i = 0; i < t.columns.size(); ++i)
@@ -76,6 +57,12 @@ std::string parse_window(const std::string& options_json, window_spec& w) {
         return {};
     };
     std::int64_t minutes = 0;
+    if (d.HasMember("webhook")) {
+        if (!d["webhook"].IsString()) return "webhook must be an http:// URL";
+        std::string why;
+        if (!notify::parse_http_url(d["webhook"].GetString(), why)) return why;
+        w.webhook = d["webhook"].GetString();
+    }
     for (auto e : {int_of("window_minutes", minutes, 1, 24 * 60), str_of("by", w.by), int_of("min_count", w.min_count, 1, 1000000),
                    str_of("distinct", w.distinct), int_of("min_distinct", w.min_distinct, 1, 1000000), str_of("sum", w.sum)})
         if (!e.empty()) return e;
@@ -92,8 +79,8 @@ std::string parse_window(const std::string& options_json, window_spec& w) {
     for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
         const std::string k = it->name.GetString();
         if (k != "window_minutes" && k != "by" && k != "min_count" && k != "distinct" && k != "min_distinct" && k != "sum" &&
-            k != "min_sum")
-            return "unknown option " + k + " (window_minutes, by, min_count, distinct, min_distinct, sum, min_sum)";
+            k != "min_sum" && k != "webhook")
+            return "unknown option " + k + " (window_minutes, by, min_count, distinct, min_distinct, sum, min_sum, webhook)";
     }
     return {};
 }
@@ -142,7 +129,7 @@ std::optional<alert_event> alert_rule::feed(const change_event& c, std::int64_t 
     std::string row_key = "{";
     for (std::size_t k = 0; k < key_columns_.size(); ++k) {
         const auto* v = cell(c, key_columns_[k]);
-        row_key += (k ? "," : "") + json_string(column_names_[key_columns_[k]]) + ":" + (v ? json_string(v->data) : "null");
+        row_key += (k ? "," : "") + json_quote(column_names_[key_columns_[k]]) + ":" + (v ? json_quote(v->data) : "null");
     }
     row_key += "}";
     if (window_.minutes == 0) {
@@ -162,7 +149,7 @@ std::optional<alert_event> alert_rule::feed(const change_event& c, std::int64_t 
         if (st.firing) return std::nullopt;
         st.firing = true;
         alert_event e{rule_id_, table_, row_key, "alert " + name_ + ": " + table_ + " " + row_key + " now matches " + condition_text_,
-                      "{\"row\":" + row_key + "}", commit_time_us};
+                      "{\"row\":" + row_key + "}", commit_time_us, window_.webhook};
         return e;
     }
     if (c.op == change_op::erase || !condition_->evaluate(c, ev).truthy()) return std::nullopt;
@@ -195,7 +182,7 @@ std::optional<alert_event> alert_rule::feed(const change_event& c, std::int64_t 
     if (st.firing) return std::nullopt;
     st.firing = true;
     std::string what = std::to_string(count) + " changes in " + std::to_string(window_.minutes) + " minutes";
-    std::string details = "{\"by\":" + json_string(window_.by) + ",\"value\":" + json_string(by->data) +
+    std::string details = "{\"by\":" + json_quote(window_.by) + ",\"value\":" + json_quote(by->data) +
                           ",\"count\":" + std::to_string(count) + ",\"window_minutes\":" + std::to_string(window_.minutes);
     if (distinct_) {
         what += ", " + std::to_string(distinct.size()) + " distinct " + window_.distinct;
@@ -205,9 +192,9 @@ std::optional<alert_event> alert_rule::feed(const change_event& c, std::int64_t 
         what += ", " + window_.sum + " summing " + fmt(sum);
         details += ",\"sum\":" + fmt(sum);
     }
-    alert_event e{rule_id_, table_, "{" + json_string(window_.by) + ":" + json_string(by->data) + "}",
+    alert_event e{rule_id_, table_, "{" + json_quote(window_.by) + ":" + json_quote(by->data) + "}",
                   "alert " + name_ + ": " + table_ + " " + window_.by + " " + by->data + ": " + what, details + ",\"row\":" + row_key + "}",
-                  commit_time_us};
+                  commit_time_us, window_.webhook};
     return e;
 }
 

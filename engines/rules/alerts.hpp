@@ -38,6 +38,7 @@ struct window_spec {
     std::int64_t min_distinct = 0;
     std::string sum;  // optional: a column summed
     double min_sum = 0;
+    std::string webhook;  // optional: http:// URL that gets each alert as a JSON POST
 };
 
 // Parses the alert options JSON ({"window_minutes":8,"by":"card_id","min_count":11,
@@ -52,6 +53,7 @@ struct alert_event {
     std::string message;  // what fired, for people
     std::string details;  // JSON object: the values that made it fire
     std::int64_t commit_time_us = 0;
+    std::string webhook;  // where to POST it, if anywhere
 };
 
 // One alert rule bound to one table version.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <limits>
 
 namespace datavor::engines::rules {
@@ -37,6 +38,7 @@ bool valid_date(std::string_view s) {
     if (s.size() != 10 || !digits(s, 4) || s[4] != '-' || !digits(s.substr(5), 2) || s[7] != '-' || !digits(s.substr(8), 2))
         return false;
     const int y = number(s.substr(0, 4)), m = number(s.substr(5, 2)), d = number(s.substr(8, 2));
+    if (y < 1) return false;  // PostgreSQL has no year 0
     static constexpr int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (m < 1 || m > 12 || d < 1 || d > days[m - 1]) return false;
     const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -63,11 +65,11 @@ bool valid_time(std::string_view s, bool zone_allowed) {
     if (s == "Z" || s == "z") return true;
     if (s[0] != '+' && s[0] != '-') return false;
     s.remove_prefix(1);
-    if (!digits(s, 2)) return false;
+    if (!digits(s, 2) || number(s.substr(0, 2)) > 15) return false;  // PostgreSQL: at most 15:59
     s.remove_prefix(2);
     if (s.empty()) return true;
     if (s[0] == ':') s.remove_prefix(1);
-    return s.size() == 2 && digits(s, 2);
+    return s.size() == 2 && digits(s, 2) && number(s) <= 59;
 }
 
 bool valid_numeric(std::string_view s) {
@@ -114,6 +116,7 @@ std::optional<std::string> cast_text(std::string_view value, const cast_type& to
     switch (to.oid) {
     case 20: case 21: case 23: {
         std::int64_t i = 0;
+        if (v.size() > 1 && v[0] == '+' && !std::isdigit(static_cast<unsigned char>(v[1]))) return std::nullopt;
         const char* b = v.data() + (!v.empty() && v[0] == '+');
         auto [p, ec] = std::from_chars(b, v.data() + v.size(), i);
         if (ec != std::errc() || p != v.data() + v.size() || b == v.data() + v.size()) return std::nullopt;
@@ -126,9 +129,14 @@ std::optional<std::string> cast_text(std::string_view value, const cast_type& to
         return valid_numeric(v) ? std::optional<std::string>(std::string(v)) : std::nullopt;
     case 700: case 701: {
         double d = 0;
+        if (v.size() > 1 && v[0] == '+' && (v[1] == '-' || v[1] == '+')) return std::nullopt;
         const char* b = v.data() + (!v.empty() && v[0] == '+');
         auto [p, ec] = std::from_chars(b, v.data() + v.size(), d);
         if (ec != std::errc() || p != v.data() + v.size() || b == v.data() + v.size()) return std::nullopt;
+        if (to.oid == 700 && std::isfinite(d)) {  // real: what a float cannot hold is out of range
+            const auto f = static_cast<float>(d);
+            if (std::isinf(f) || (f == 0.0f && d != 0.0)) return std::nullopt;
+        }
         return std::string(v);
     }
     case 16: {

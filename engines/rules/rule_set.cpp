@@ -151,7 +151,10 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
                 out.warnings_.push_back(who + e->message + ": the rule is not applied");
                 continue;
             }
-            if (column_index(*t, r.column)) {
+            bool taken = false;
+            for (std::size_t k = 0; k < names.size(); ++k) taken |= !dropped[k] && names[k] == r.column;
+            for (const auto& d : derived_cols) taken |= d.first == r.column;
+            if (taken) {
                 out.warnings_.push_back(who + "column " + r.column + " exists already: the rule is not applied");
                 continue;
             }
@@ -208,6 +211,13 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
             cols[*at].cast = cast_type_of(r.to);
             cols[*at].set_aside_on_fail = r.on_fail == "set_aside";
         } else if (r.kind == "rename") {
+            bool taken = false;
+            for (std::size_t k = 0; k < names.size(); ++k) taken |= !dropped[k] && k != *at && names[k] == r.to;
+            for (const auto& d : derived_cols) taken |= d.first == r.to;
+            if (taken) {
+                out.warnings_.push_back(who + "the target already has a column " + r.to + ": the rule is not applied");
+                continue;
+            }
             names[*at] = r.to;
         } else if (r.kind == "mask") {
             auto& m = cols[*at];

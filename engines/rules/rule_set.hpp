@@ -64,7 +64,8 @@ public:
     const std::shared_ptr<const connectors::table_schema>& target() const { return target_; }
     enum class outcome { keep, filtered, rejected };
     // Transforms `c` in place for the target. `rejected`: a cast with
-    // on_fail set_aside failed; `why` says which value (c is unchanged then).
+    // on_fail set_aside failed; `why` says which value, and `c` is
+    // transformed all the same (masked) for the ledger.
     // `touched` counts, per rule id, the changes each rule changed or filtered out.
     outcome apply(connectors::change_event& c, evaluator& ev, const std::string& salt, std::string& why,
                   std::map<std::int64_t, std::int64_t>& touched) const;

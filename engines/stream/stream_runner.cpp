@@ -3,6 +3,8 @@
 #include "connectors/common/change_spool.hpp"
 #include "engines/ledger/ledger.hpp"
 #include "engines/stream/run_lock.hpp"
+#include "connectors/common/sql_quote.hpp"
+#include "engines/notify/webhook.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -169,6 +171,7 @@ asio::awaitable<void> stream_runner::close_parts() {
 }
 
 asio::awaitable<void> stream_runner::run() {
+    ex_ = co_await asio::this_coro::executor;
     std::exception_ptr failure;
     bool cancelled = false;
     // Before anything touches the slot, the target or the ledger.
@@ -493,6 +496,17 @@ void stream_runner::emit_alerts() {
             ledger_->append(std::move(e));
         }
         if (settings_.on_alert) settings_.on_alert();
+        if (!a.webhook.empty() && ex_) {
+            std::string why;
+            if (auto url = notify::parse_http_url(a.webhook, why)) {
+                const std::string body = "{\"stream\":" + json_quote(settings_.name) + ",\"rule_id\":" +
+                                         std::to_string(a.rule_id) + ",\"table\":" + json_quote(a.table) +
+                                         ",\"key\":" + a.key + ",\"message\":" + json_quote(a.message) +
+                                         ",\"commit_time_us\":" + std::to_string(a.commit_time_us) +
+                                         ",\"details\":" + a.details + "}";
+                notify::post_webhook(ex_, std::move(*url), body, log_);
+            }
+        }
     }
 }
 

@@ -213,6 +213,7 @@ private:
     void set_state(std::string state, std::string error = {});
 
     std::shared_ptr<rules::rule_set> rules_;  // the stream's strand only
+    boost::asio::any_io_executor ex_;         // the stream's, for webhook deliveries
     std::atomic<bool> reload_rules_{false};
     // Applies the rules to changes (filtered ones removed) / snapshot rows.
     void apply_rules(std::vector<connectors::change_event>& changes, const connectors::transaction& txn,

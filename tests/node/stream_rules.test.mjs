@@ -13,6 +13,7 @@
 //    the offending character of a condition).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -242,7 +243,28 @@ describe('rules: filter, mask and drop', () => {
       const badWindow = await srv.call('add_rule', { stream, table: tx, kind: 'alert', condition: 'true', window: { minutes: 8, by: 'card_id', distinct: 'country' } });
       assert.equal(badWindow.isError, true);
       assert.match(textOf(badWindow), /distinct needs min_distinct/);
-      const low = (await srv.callOk('add_rule', { stream, table: inv, kind: 'alert', condition: 'stock < 10', note: 'low stock' })).rule;
+      // A local webhook receiver: the first POST gets a 500 (the alert must be retried), the rest 200.
+      const received = [];
+      let refused = 0;
+      const hook = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => {
+          if (refused === 0) {
+            refused++;
+            res.writeHead(500).end('try again');
+            return;
+          }
+          received.push({ path: req.url, type: req.headers['content-type'], body: JSON.parse(body) });
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+      s.closeHook = () => new Promise((r) => hook.close(r));
+      const hookUrl = `http://127.0.0.1:${hook.address().port}/alerts?src=datavor`;
+      const badHook = await srv.call('add_rule', { stream, table: inv, kind: 'alert', condition: 'stock < 10', webhook: 'http://:80/x' });
+      assert.equal(badHook.isError, true, textOf(badHook));
+      const low = (await srv.callOk('add_rule', { stream, table: inv, kind: 'alert', condition: 'stock < 10', note: 'low stock', webhook: hookUrl })).rule;
       const velocity = (
         await srv.callOk('add_rule', {
           stream,
@@ -285,6 +307,18 @@ describe('rules: filter, mask and drop', () => {
       assert.ok(alerts.length >= 3);
       // The MCP logging notification reached the client.
       assert.ok(srv.logs.some((l) => /card velocity/.test(l)), `no logging notification: ${srv.logs.slice(-5).join(' | ')}`);
+      // The webhook got both low-stock alerts (the first after a retry), as JSON.
+      await waitUntil(() => received.length === 2, 20000, 'two webhook deliveries');
+      assert.equal(refused, 1);
+      for (const r of received) {
+        assert.equal(r.path, '/alerts?src=datavor');
+        assert.equal(r.type, 'application/json');
+        assert.equal(r.body.stream, stream);
+        assert.equal(r.body.rule_id, low.id);
+        assert.deepEqual(r.body.key, { sku: '1' });
+        assert.match(r.body.message, /low stock/);
+      }
+      await s.closeHook();
       // The resource lists them too.
       const res = await srv.client.readResource({ uri: 'datavor://alerts' });
       assert.equal(JSON.parse(res.contents[0].text).alerts.filter((a) => a.stream === stream).length, 3);
