@@ -53,6 +53,22 @@ std::string keep_last(std::string_view s, std::size_t n) {
     return out;
 }
 
+// Parses and binds an expression of a rule, or says in `warnings` why it does not apply.
+std::optional<program> bind_text(const std::string& text, const table_schema& t, const std::string& who,
+                                 std::vector<std::string>& warnings) {
+    auto p = expression::parse(text);
+    if (auto* e = std::get_if<expr_error>(&p)) {
+        warnings.push_back(who + e->message + ": the rule is not applied");
+        return std::nullopt;
+    }
+    auto b = program::bind(std::get<expression>(p), t);
+    if (auto* e = std::get_if<expr_error>(&b)) {
+        warnings.push_back(who + e->message + ": the rule is not applied");
+        return std::nullopt;
+    }
+    return std::move(std::get<program>(b));
+}
+
 std::optional<std::size_t> column_index(const table_schema& t, const std::string& name) {
     for (std::size_t i = 0; i < t.columns.size(); ++i)
         if (t.columns[i].name == name) return i;
@@ -141,16 +157,8 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
             continue;
         }
         if (r.kind == "derive") {
-            auto p = expression::parse(r.expression);
-            if (auto* e = std::get_if<expr_error>(&p)) {
-                out.warnings_.push_back(who + e->message);
-                continue;
-            }
-            auto b = program::bind(std::get<expression>(p), *t);
-            if (auto* e = std::get_if<expr_error>(&b)) {
-                out.warnings_.push_back(who + e->message + ": the rule is not applied");
-                continue;
-            }
+            auto b = bind_text(r.expression, *t, who, out.warnings_);
+            if (!b) continue;
             bool taken = false;
             for (std::size_t k = 0; k < names.size(); ++k) taken |= !dropped[k] && names[k] == r.column;
             for (const auto& d : derived_cols) taken |= d.first == r.column;
@@ -161,7 +169,7 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
             std::optional<cast_type> type;
             if (!r.to.empty()) type = cast_type_of(r.to);
             if (type && type->oid == 25) type.reset();
-            out.derived_.push_back({std::move(std::get<program>(b)), type});
+            out.derived_.push_back({std::move(*b), type});
             derived_cols.emplace_back(r.column, type);
             out.rule_ids_.push_back(r.id);
             out.identity_ = false;
@@ -181,17 +189,9 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
             continue;
         }
         if (r.kind == "filter") {
-            auto p = expression::parse(r.condition);
-            if (auto* e = std::get_if<expr_error>(&p)) {
-                out.warnings_.push_back(who + e->message);
-                continue;
-            }
-            auto b = program::bind(std::get<expression>(p), *t);
-            if (auto* e = std::get_if<expr_error>(&b)) {
-                out.warnings_.push_back(who + e->message + ": the rule is not applied");
-                continue;
-            }
-            out.filters_.push_back(std::move(std::get<program>(b)));
+            auto b = bind_text(r.condition, *t, who, out.warnings_);
+            if (!b) continue;
+            out.filters_.push_back(std::move(*b));
             out.filter_ids_.push_back(r.id);
             out.identity_ = false;
             continue;
