@@ -2,6 +2,7 @@
 
 #include "engines/ledger/ledger.hpp"
 #include "server/ledger_tools.hpp"
+#include "server/context_tools.hpp"
 #include "server/rule_tools.hpp"
 
 #include <atomic>
@@ -112,6 +113,7 @@ void application::register_product(mcp_server& server) {
     register_ledger_tools(server, ledger_deps{ledger(), *parts_->streams, parts_->context});
     register_rule_tools(server, rule_deps{parts_->context, *parts_->streams, ledger()});
     parts_->alert_hook = [srv] { srv->notify_resource_updated("datavor://alerts"); };
+    register_context_tools(server, parts_->context);
 }
 
 namespace {
@@ -172,6 +174,13 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     // (created once, kept in the secrets file, never shown).
     settings.on_alert = [this] {
         if (parts_->alert_hook) parts_->alert_hook();
+    };
+    settings.on_schema = [this, log, name = req.name](const connectors::table_schema& t, const std::string& position,
+                                                      const char* origin) {
+        const auto version = parts_->context.record_schema(name, t, position, origin);
+        if (version > 1)
+            log("info", "stream " + name + ": " + t.qualified() + " has a new definition (version " +
+                                    std::to_string(version) + " at " + position + "); see schema_history");
     };
     settings.load_rules = [this, name = req.name]() -> std::shared_ptr<engines::rules::rule_set> {
         auto saved = parts_->context.list_rules(name);

@@ -1,4 +1,5 @@
 #include "connectors/pg/pg_source.hpp"
+#include "connectors/pg/type_names.hpp"
 
 #include "connectors/common/change_spool.hpp"
 #include "connectors/common/sql_quote.hpp"
@@ -235,6 +236,23 @@ struct pg_source::impl {
         proto = opts.protocol_version;
         if (proto == 0) proto = PQserverVersion(repl->native()) >= 140000 ? 2 : 1;
         decoder = pgoutput_decoder(proto);
+        // A Relation message carries OIDs, not names, and no nullability:
+        // take them from the catalog's definition for columns it still
+        // describes the same way, else PostgreSQL's name for a built-in type.
+        decoder.set_enricher([this](table_schema& t) {
+            const table_schema* known = nullptr;
+            for (const auto& k : tables)
+                if (k->relation_id == t.relation_id || (k->schema == t.schema && k->name == t.name)) known = k.get();
+            for (auto& c : t.columns) {
+                const column_def* named = nullptr;
+                if (known)
+                    for (const auto& k : known->columns)
+                        if (k.name == c.name) named = &k;
+                if (named) c.nullable = named->nullable;  // a type change keeps NOT NULL
+                if (named && named->type_oid == c.type_oid && named->type_mod == c.type_mod) c.type_name = named->type_name;
+                else c.type_name = builtin_type_name(c.type_oid, c.type_mod);
+            }
+        });
         const std::string options = proto >= 2 ? "proto_version '2', streaming 'on'" : "proto_version '1'";
         co_await repl->start_copy("START_REPLICATION SLOT " + quote_pg_ident(opts.slot) + " LOGICAL " +
                                   start.to_string() + " (" + options + ", publication_names " +

@@ -289,6 +289,7 @@ relation_msg pgoutput_decoder::remember(std::optional<std::uint32_t> xid, table_
     auto& slot = relations_[decoded.relation_id];
     if (slot && same_definition(*slot, decoded)) return relation_msg{xid, slot, false};
     decoded.version = slot ? slot->version + 1 : 1;
+    if (enrich_) enrich_(decoded);
     // A new object, never a mutation: changes already decoded keep pointing
     // at the definition their rows were written with.
     slot = std::make_shared<const table_schema>(std::move(decoded));

@@ -17,6 +17,7 @@
 #include <boost/system/result.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -174,6 +175,9 @@ public:
     bool in_stream() const { return in_stream_; }
     void reset_stream() { in_stream_ = false; }
     int protocol_version() const { return protocol_version_; }
+    // Fills in what a Relation message does not carry (type names,
+    // nullability) when a definition is new; see pg_source.
+    void set_enricher(std::function<void(table_schema&)> enrich) { enrich_ = std::move(enrich); }
 
 private:
     // Caches a decoded definition: identical to the cached one keeps that
@@ -184,6 +188,7 @@ private:
     int protocol_version_;
     bool in_stream_ = false;
     std::unordered_map<std::uint32_t, std::shared_ptr<const table_schema>> relations_;
+    std::function<void(table_schema&)> enrich_;
 };
 
 }  // namespace datavor::connectors::pg

@@ -80,6 +80,19 @@ ALTER TABLE rules ADD COLUMN on_fail TEXT NOT NULL DEFAULT '';     -- cast: null
     R"sql(
 ALTER TABLE rules ADD COLUMN options TEXT NOT NULL DEFAULT '';     -- alert: the window (JSON)
 )sql",
+    R"sql(
+CREATE TABLE schema_versions (
+  stream      TEXT NOT NULL,
+  table_name  TEXT NOT NULL,     -- schema.table at the source
+  version     INTEGER NOT NULL,  -- 1, 2, … per stream and table: a new one whenever the definition changes
+  columns     TEXT NOT NULL,     -- JSON array of {name, type, nullable, key}
+  replica_identity TEXT NOT NULL,
+  position    TEXT NOT NULL,     -- source position from which it holds
+  origin      TEXT NOT NULL,     -- snapshot (the catalog when the stream opened) | relation (the log said so)
+  seen_at     INTEGER NOT NULL,  -- unix seconds
+  PRIMARY KEY (stream, table_name, version)
+) STRICT;
+)sql",
 };
 static_assert(std::size(migrations) == context_store::latest_schema_version);
 

@@ -57,7 +57,7 @@ public:
     explicit context_store(const std::filesystem::path& home);
     ~context_store();
 
-    static constexpr int latest_schema_version = 5;
+    static constexpr int latest_schema_version = 6;
     int schema_version() const;
     std::filesystem::path path() const { return path_; }
 
@@ -80,6 +80,21 @@ public:
     rules::rule add_rule(rules::rule r);  // assigns id and created_at
     std::vector<rules::rule> list_rules(const std::string& stream) const;  // "" lists every stream's
     std::optional<rules::rule> remove_rule(std::int64_t id);
+
+    // Schema history (schema version 6; context_schema.cpp): a table's
+    // definition as the stream saw it, one row per change of definition.
+    struct schema_version_record {
+        std::string stream, table;
+        std::int64_t version = 0;
+        std::string columns_json;  // [{name, type, nullable, key}]
+        std::string replica_identity, position, origin;
+        std::int64_t seen_at = 0;
+    };
+    // Records `t` when it differs from the last version recorded for the
+    // stream and table; returns the new version, or 0 when nothing changed.
+    std::int64_t record_schema(const std::string& stream, const connectors::table_schema& t, const std::string& position,
+                               const std::string& origin);
+    std::vector<schema_version_record> schema_history(const std::string& stream, const std::string& table) const;
 
 private:
     void migrate();

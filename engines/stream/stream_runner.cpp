@@ -314,6 +314,7 @@ asio::awaitable<void> stream_runner::run_steps() {
     if (committed) ledger_event("resume", "resuming from the target's position", "{}", committed->to_string());
     rules_ = settings_.load_rules ? settings_.load_rules() : nullptr;
     reload_rules_ = false;
+    for (const auto& t : opened.tables) note_schema(t, opened.start, "snapshot");
     for (const auto& source_table : opened.tables) {
         const auto t = target_of(source_table);
         co_await sink_->prepare_table(t, opened.snapshot_needed);
@@ -441,7 +442,20 @@ std::shared_ptr<const table_schema> stream_runner::target_of(const std::shared_p
     return compiled.target();
 }
 
+void stream_runner::note_schema(const std::shared_ptr<const table_schema>& t, lsn at, const char* origin) {
+    if (!t || !settings_.on_schema || !schemas_seen_.insert({t->relation_id, t->version}).second) return;
+    try {
+        settings_.on_schema(*t, at.to_string(), origin);
+    } catch (const std::exception& e) {
+        schemas_seen_.erase({t->relation_id, t->version});  // tried again with the next change
+        log_("warning", "stream " + settings_.name + ": cannot record the definition of " + t->qualified() +
+                            " in context.db (" + e.what() + "); it is recorded once context.db can be written");
+    }
+}
+
 void stream_runner::apply_rules(std::vector<change_event>& changes, const transaction& txn, bool record_rejects) {
+    if (record_rejects)
+        for (const auto& c : changes) note_schema(c.table, txn.commit_lsn, "relation");
     if (!rules_ || rules_->empty()) return;
     std::string why;
     std::erase_if(changes, [&](change_event& c) {

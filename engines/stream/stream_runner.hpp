@@ -108,6 +108,10 @@ struct stream_settings {
     std::function<std::shared_ptr<rules::rule_set>()> load_rules;
     // Called (on the stream's strand) after an alert was recorded.
     std::function<void()> on_alert;
+    // Called once per source table version the stream meets (origin
+    // "snapshot": the catalog at open; "relation": the log sent a new
+    // definition), with the position from which it holds (schema history).
+    std::function<void(const connectors::table_schema&, const std::string& position, const char* origin)> on_schema;
 };
 
 using stream_log = std::function<void(std::string_view level, std::string_view message)>;
@@ -220,6 +224,8 @@ private:
                      bool record_rejects = true);
     void apply_rules(connectors::snapshot_batch& batch);
     void emit_alerts();
+    void note_schema(const std::shared_ptr<const connectors::table_schema>& t, connectors::lsn at, const char* origin);
+    std::set<std::pair<std::uint32_t, std::uint64_t>> schemas_seen_;
     std::shared_ptr<const connectors::table_schema> target_of(const std::shared_ptr<const connectors::table_schema>& t);
     stream_settings settings_;
     std::unique_ptr<connectors::change_source> source_;
