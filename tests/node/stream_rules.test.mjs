@@ -139,10 +139,15 @@ describe('rules: filter, mask and drop', () => {
       const snapEnd = (await ledgerEntries(srv, { stream, kind: 'lifecycle' })).find((e) => e.op === 'snapshot_end');
       assert.equal(snapEnd?.details?.rules?.[filter.id], 10, `snapshot_end: ${JSON.stringify(snapEnd)}`); // ids 5, 10, …, 50
       assert.equal(snapEnd.details.rules[mask.id], 41, JSON.stringify(snapEnd.details)); // the other 40 rows and row 51
-      const batches = await ledgerEntries(srv, { stream, kind: 'batch' });
+      // (The ledger is written asynchronously: wait until the last batch entries are in.)
+      let batches = [];
       const counted = (id) => batches.reduce((n, b) => n + (b.details?.rules?.[id] ?? 0), 0);
+      await waitUntil(async () => {
+        batches = await ledgerEntries(srv, { stream, kind: 'batch' });
+        return counted(mask.id) >= 25;
+      }, 10000, 'the rule counts in the batch entries', () => `\n${JSON.stringify(batches.map((b) => b.details?.rules))}`).catch(() => {});
       assert.equal(counted(filter.id), 6, 'streamed test rows filtered: 55, 60, …, 80');
-      assert.equal(counted(mask.id), 29 - 6 + 2, 'inserts 52-80 kept (63 counted: it reached the sink), the update and the delete');
+      assert.equal(counted(mask.id), 29 - 6 + 2, `inserts 52-80 kept (63 counted: it reached the sink), the update and the delete: ${JSON.stringify(batches.map((b) => [b.position, b.details?.rules]))}`);
 
       // The rule changes are in the ledger; removing the filter lets 'test' rows through.
       const added = (await ledgerEntries(srv, { stream, kind: 'lifecycle' })).filter((e) => e.op === 'rule_added');
