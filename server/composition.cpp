@@ -111,7 +111,8 @@ void application::register_product(mcp_server& server) {
                                                   return drop_stream_slot(deps, std::move(r));
                                               }});
     register_ledger_tools(server, ledger_deps{ledger(), *parts_->streams, parts_->context});
-    register_rule_tools(server, rule_deps{parts_->context, *parts_->streams, ledger()});
+    register_rule_tools(server, rule_deps{parts_->context, *parts_->streams, ledger(),
+                                          [this](const std::string& stream) { return stream_salt(stream); }});
     parts_->alert_hook = [srv] { srv->notify_resource_updated("datavor://alerts"); };
     register_context_tools(server, parts_->context);
 }
@@ -185,17 +186,8 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     settings.load_rules = [this, name = req.name]() -> std::shared_ptr<engines::rules::rule_set> {
         auto saved = parts_->context.list_rules(name);
         if (saved.empty()) return nullptr;
-        const std::string key = "mask-salt:" + name;
-        auto salt = parts_->secrets.get(key);
-        if (!salt) {
-            std::random_device rd;
-            std::string s;
-            for (int i = 0; i < 32; ++i) s += "0123456789abcdef"[rd() % 16];
-            parts_->secrets.put(key, s);
-            salt = s;
-        }
         static std::atomic<std::uint64_t> generation{0};
-        return std::make_shared<engines::rules::rule_set>(std::move(saved), *salt, ++generation);
+        return std::make_shared<engines::rules::rule_set>(std::move(saved), stream_salt(name), ++generation);
     };
     settings.snapshot = req.snapshot;
     const std::string database = src.spec.database;
@@ -237,6 +229,16 @@ engines::ledger::ledger& application::ledger() {
         parts_->ledger = std::make_unique<engines::ledger::ledger>(home_ / "ledger.db", o);
     }
     return *parts_->ledger;
+}
+
+std::string application::stream_salt(const std::string& stream) {
+    const std::string key = "mask-salt:" + stream;
+    if (auto salt = parts_->secrets.get(key)) return *salt;
+    std::random_device rd;
+    std::string s;
+    for (int i = 0; i < 32; ++i) s += "0123456789abcdef"[rd() % 16];
+    parts_->secrets.put(key, s);
+    return s;
 }
 
 void application::set_ledger_retention(int keep_days, std::int64_t max_mb) {

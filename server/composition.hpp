@@ -57,6 +57,8 @@ public:
     // batch entries older than `keep_days` or beyond `max_mb` roll up into
     // daily summaries; 0 turns a limit off. Defaults: 30 days, 1024 MiB.
     void set_ledger_retention(int keep_days, std::int64_t max_mb);
+    // A stream's secret salt for masks (secrets.json; created on first use, never shown).
+    std::string stream_salt(const std::string& stream);
 
 private:
     struct parts;

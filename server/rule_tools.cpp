@@ -59,12 +59,13 @@ void record(rule_deps& d, const rl::rule& r, const char* op) {
     d.ledger.append(std::move(e));
 }
 
-std::string opt(const json_doc& args, const char* key) { return std::string(string_member(args, key).value_or("")); }
+std::string opt(const json_value& args, const char* key) { return std::string(string_member(args, key).value_or("")); }
 
-boost::asio::awaitable<json_doc> add_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
+// A rule from add_rule's arguments (or test_rule's `rule` object).
+rl::rule rule_of(const json_value& args, std::string stream, std::string table) {
     rl::rule r;
-    r.stream = opt(args, "stream");
-    r.table = opt(args, "table");
+    r.stream = std::move(stream);
+    r.table = std::move(table);
     r.kind = opt(args, "kind");
     r.column = opt(args, "column");
     r.condition = opt(args, "condition");
@@ -89,6 +90,11 @@ boost::asio::awaitable<json_doc> add_tool(rule_deps d, json_doc args, std::share
         if (o.MemberCount() > 0) r.options = to_json(o);
     }
     if (r.kind == "cast" && r.on_fail.empty()) r.on_fail = "null";
+    return r;
+}
+
+boost::asio::awaitable<json_doc> add_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
+    rl::rule r = rule_of(args, opt(args, "stream"), opt(args, "table"));
     const std::string why = rl::validate(r);
     if (!why.empty()) {
         const std::string text = "Cannot add the rule: " + why + ".";
@@ -164,6 +170,133 @@ boost::asio::awaitable<json_doc> alerts_tool(rule_deps d, json_doc args, std::sh
         alerts_json(d, opt(args, "stream"), lim && lim->IsInt64() ? static_cast<std::size_t>(lim->GetInt64()) : 50));
 }
 
+// A type name as the schema history spells it → an OID the rules engine
+// computes with (numbers and booleans; everything else as text).
+std::uint32_t oid_of(const std::string& type) {
+    if (type == "integer") return 23;
+    if (type == "bigint") return 20;
+    if (type == "smallint") return 21;
+    if (type == "real") return 700;
+    if (type == "double precision") return 701;
+    if (type.starts_with("numeric")) return 1700;
+    if (type == "boolean") return 16;
+    return 25;
+}
+
+json_value row_json(const connectors::table_schema& t, const connectors::row& r, json_alloc& a) {
+    json_value o(rapidjson::kObjectType);
+    for (std::size_t i = 0; i < t.columns.size() && i < r.size(); ++i) {
+        if (r[i].is_unchanged()) continue;
+        json_value v = r[i].is_null() ? json_value() : str(r[i].data, a);
+        o.AddMember(str(t.columns[i].name, a), v, a);
+    }
+    return o;
+}
+
+// A row from {column: value}: strings as they are, numbers and booleans in
+// PostgreSQL's text form, null as NULL; columns not given are NULL.
+connectors::row row_of(const connectors::table_schema& t, const json_value& values) {
+    connectors::row r(t.columns.size());
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+        const auto* v = values.IsObject() ? member(values, t.columns[i].name.c_str()) : nullptr;
+        if (!v || v->IsNull()) continue;
+        if (v->IsString()) r[i] = connectors::value::text_value(v->GetString());
+        else if (v->IsBool()) r[i] = connectors::value::text_value(v->GetBool() ? "t" : "f");
+        else {
+            json_doc copy;
+            copy.CopyFrom(*v, copy.GetAllocator());
+            r[i] = connectors::value::text_value(to_json(copy));
+        }
+    }
+    return r;
+}
+
+boost::asio::awaitable<json_doc> test_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
+    const std::string stream = opt(args, "stream");
+    std::string table = opt(args, "table");
+    if (table.find('.') == std::string::npos) table = "public." + table;
+    rl::rule r = rule_of(*member(args, "rule"), stream, table);
+    r.id = 1;
+    if (const std::string why = rl::validate(r); !why.empty()) {
+        const std::string text = "The rule is not valid: " + why + ".";
+        co_return text_result(text, true);
+    }
+    const auto history = d.context.schema_history(stream, table);
+    if (history.empty()) {
+        const std::string text = "No definition of " + table + " known for stream " + stream +
+                                 " yet (it is recorded when the stream opens): start the stream, then test the rule.";
+        co_return text_result(text, true);
+    }
+    auto t = std::make_shared<connectors::table_schema>();
+    const auto dot = table.find('.');
+    t->schema = table.substr(0, dot);
+    t->name = table.substr(dot + 1);
+    t->relation_id = 1;
+    t->version = 1;
+    t->replica_identity = history.back().replica_identity.empty() ? 'd' : history.back().replica_identity[0];
+    json_doc cols;
+    cols.Parse(history.back().columns_json.c_str());
+    if (cols.IsArray())
+        for (const auto& c : cols.GetArray()) {
+            connectors::column_def def;
+            def.name = c["name"].GetString();
+            def.type_name = c["type"].GetString();
+            def.type_oid = oid_of(def.type_name);
+            def.nullable = c["nullable"].GetBool();
+            def.key = c["key"].GetBool();
+            t->columns.push_back(std::move(def));
+        }
+    rl::rule_set set({r}, d.salt_of ? d.salt_of(stream) : std::string(), 0);
+    const auto& compiled = set.for_table(t);
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    json_value warnings(rapidjson::kArrayType);
+    for (const auto& w : compiled.warnings()) warnings.PushBack(str(w, a), a);
+    out.AddMember("warnings", warnings, a);
+    out.AddMember("target_table", str(compiled.target()->qualified(), a), a);
+    json_value target_cols(rapidjson::kArrayType);
+    for (const auto& c : compiled.target()->columns) {
+        json_value o(rapidjson::kObjectType);
+        o.AddMember("name", str(c.name, a), a);
+        o.AddMember("type", str(c.type_name.empty() ? std::string("text") : c.type_name, a), a);
+        target_cols.PushBack(o, a);
+    }
+    out.AddMember("target_columns", target_cols, a);
+    json_value results(rapidjson::kArrayType);
+    std::int64_t time_us = 1;
+    for (const auto& sample : member(args, "rows")->GetArray()) {
+        connectors::change_event c;
+        c.table = t;
+        const std::string op = sample.IsObject() ? opt(sample, "op") : "";
+        c.op = op == "update" ? connectors::change_op::update : op == "delete" ? connectors::change_op::erase : connectors::change_op::insert;
+        const json_value* values = sample.IsObject() ? member(sample, "values") : nullptr;
+        const json_value* old = sample.IsObject() ? member(sample, "old") : nullptr;
+        const json_value empty(rapidjson::kObjectType);
+        if (c.op != connectors::change_op::erase) c.after = row_of(*t, values ? *values : empty);
+        if (old) c.before = row_of(*t, *old);
+        else if (c.op == connectors::change_op::erase && values) c.before = row_of(*t, *values);
+        json_value res(rapidjson::kObjectType);
+        res.AddMember("op", str(op.empty() ? std::string("insert") : op, a), a);
+        std::string why;
+        const auto outcome = set.apply(c, why, time_us += 1000000);  // a second apart (windows)
+        const std::string outcome_name = outcome == rl::table_rules::outcome::keep       ? "kept"
+                                         : outcome == rl::table_rules::outcome::filtered ? "filtered"
+                                                                                         : "set_aside";
+        res.AddMember("outcome", str(outcome_name, a), a);
+        if (!why.empty()) res.AddMember("reason", str(why, a), a);
+        if (outcome != rl::table_rules::outcome::filtered) {
+            if (!c.after.empty()) res.AddMember("after", row_json(*c.table, c.after, a), a);
+            if (c.before) res.AddMember("before", row_json(*c.table, *c.before, a), a);
+        }
+        json_value fired(rapidjson::kArrayType);
+        for (const auto& e : set.take_alerts()) fired.PushBack(str(e.message, a), a);
+        if (!fired.Empty()) res.AddMember("alerts", fired, a);
+        results.PushBack(res, a);
+    }
+    out.AddMember("results", results, a);
+    co_return structured_result(std::move(out));
+}
+
 boost::asio::awaitable<json_doc> remove_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
     const auto* id = member(args, "id");
     auto removed = d.context.remove_rule(id->GetInt64());
@@ -188,6 +321,7 @@ void register_rule_tools(mcp_server& server, rule_deps deps) {
     add("list_rules.json", &list_tool);
     add("remove_rule.json", &remove_tool);
     add("list_alerts.json", &alerts_tool);
+    add("test_rule.json", &test_tool);
 
     resource_provider res;
     res.list = [](json_value& out, json_alloc& a) {

@@ -13,6 +13,8 @@ struct rule_deps {
     engines::context::context_store& context;
     engines::stream::stream_manager& manager;
     engines::ledger::ledger& ledger;
+    // The stream's secret mask salt (created when missing), for test_rule's masks.
+    std::function<std::string(const std::string& stream)> salt_of;
 };
 
 void register_rule_tools(mcp_server& server, rule_deps deps);

@@ -97,6 +97,25 @@ describe('context engine: schema history', () => {
       await psql(pg, `INSERT INTO ${table} VALUES (5, 50, 'X');`);
       await waitUntil(async () => (await sqlite(target, `SELECT count(*) FROM "${table}" WHERE id = 5;`)).trim() === '1', CATCH_UP_MS, 'row 5');
       assert.equal((await history()).length, 4);
+
+      // test_rule: a dry run on sample rows against the latest definition; nothing is saved.
+      const tried = async (rule, rows) => srv.callOk('test_rule', { stream, table, rule, rows });
+      const f = await tried({ kind: 'filter', condition: 'amount > 25' }, [{ values: { id: 1, amount: 10 } }, { values: { id: 2, amount: 30, discount_code: 'X' } }]);
+      assert.deepEqual(f.results.map((r) => r.outcome), ['filtered', 'kept']);
+      assert.deepEqual(f.results[1].after, { id: '2', amount: '30', discount_code: 'X' });
+      assert.deepEqual(f.target_columns.map((c) => c.name), ['id', 'amount', 'discount_code']);
+      const c = await tried({ kind: 'cast', column: 'discount_code', to: 'integer', on_fail: 'set_aside' }, [{ values: { id: 3, amount: 1, discount_code: 'SALE' } }, { values: { id: 4, amount: 1, discount_code: '12' } }]);
+      assert.deepEqual(c.results.map((r) => r.outcome), ['set_aside', 'kept']);
+      assert.match(c.results[0].reason, /discount_code: 'SALE' is not a integer/);
+      assert.equal(c.target_columns.find((x) => x.name === 'discount_code').type, 'integer');
+      const d = await tried({ kind: 'derive', column: 'big', expression: 'amount >= 100', to: 'boolean' }, [{ values: { id: 5, amount: 150 } }]);
+      assert.equal(d.results[0].after.big, 't');
+      const al = await tried({ kind: 'alert', condition: 'amount >= 100', note: 'big order' }, [{ values: { id: 6, amount: 150 } }, { op: 'update', values: { id: 6, amount: 160 } }, { values: { id: 7, amount: 5 } }]);
+      assert.deepEqual(al.results.map((r) => (r.alerts ?? []).length), [1, 0, 0], JSON.stringify(al.results));
+      assert.match(al.results[0].alerts[0], /big order/);
+      const bad = await srv.call('test_rule', { stream, table, rule: { kind: 'mask', column: 'amount', method: 'md5' }, rows: [{ values: { id: 1 } }] });
+      assert.equal(bad.isError, true);
+      assert.equal((await srv.callOk('list_rules', { stream })).rules.length, 0, 'test_rule saved nothing');
       await srv.callOk('stop_stream', { name: stream, drop_slot: true });
     } finally {
       await srv.call('stop_stream', { name: stream }).catch(() => {});
