@@ -4,6 +4,8 @@
 // form as the sources deliver them.
 #include "engines/rules/expr.hpp"
 
+#include "tests/engines/rules_test_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+using namespace datavor;
 using namespace datavor::connectors;
 namespace rules = datavor::engines::rules;
 using kind = rules::eval_value::kind;
@@ -58,27 +61,8 @@ std::shared_ptr<const table_schema> items_table(std::uint64_t version = 3) {
     return t;
 }
 
-// A row by column name; the columns not named are null. "?" marks an
-// unchanged (not carried) value, as for TOAST or a key-only old tuple.
-struct cell {
-    std::string column;
-    std::optional<std::string> text;  // nullopt: null
-};
-row make_row(const table_schema& t, std::initializer_list<cell> cells) {
-    row r(t.columns.size(), value::null_value());
-    for (const auto& c : cells) {
-        std::size_t i = 0;
-        while (i < t.columns.size() && t.columns[i].name != c.column) ++i;
-        REQUIRE(i < t.columns.size());
-        if (!c.text)
-            r[i] = value::null_value();
-        else if (*c.text == "?")
-            r[i] = value::unchanged_value();
-        else
-            r[i] = value::text_value(*c.text);
-    }
-    return r;
-}
+using test::cell;
+using test::make_row;
 // A key-only old image (pgoutput's 'K' tuple as pg_source hands it on):
 // every non-key column unchanged.
 row key_only(const table_schema& t, std::string id) {

@@ -8,6 +8,8 @@
 #include "engines/rules/cast.hpp"
 #include "engines/rules/rule_set.hpp"
 
+#include "tests/engines/rules_test_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+using namespace datavor;
 using namespace datavor::connectors;
 namespace rules = datavor::engines::rules;
 using outcome = rules::table_rules::outcome;
@@ -78,27 +81,8 @@ std::shared_ptr<const table_schema> people_table(std::uint64_t version = 3, std:
     return t;
 }
 
-// A row by column name; the columns not named are null. "?" marks an
-// unchanged (not carried) value, as for TOAST.
-struct cell {
-    std::string column;
-    std::optional<std::string> text;  // nullopt: null
-};
-row make_row(const table_schema& t, std::initializer_list<cell> cells) {
-    row r(t.columns.size(), value::null_value());
-    for (const auto& c : cells) {
-        std::size_t i = 0;
-        while (i < t.columns.size() && t.columns[i].name != c.column) ++i;
-        REQUIRE(i < t.columns.size());
-        if (!c.text)
-            r[i] = value::null_value();
-        else if (*c.text == "?")
-            r[i] = value::unchanged_value();
-        else
-            r[i] = value::text_value(*c.text);
-    }
-    return r;
-}
+using test::cell;
+using test::make_row;
 // The row most tests use, with some columns replaced.
 row ada(const table_schema& t, std::initializer_list<cell> changes = {}) {
     auto r = make_row(t, {{"id", "1"},
