@@ -63,23 +63,8 @@ std::shared_ptr<const table_schema> items_table(std::uint64_t version = 3) {
 
 using test::cell;
 using test::make_row;
-// A key-only old image (pgoutput's 'K' tuple as pg_source hands it on):
-// every non-key column unchanged.
-row key_only(const table_schema& t, std::string id) {
-    row r(t.columns.size(), value::unchanged_value());
-    for (std::size_t i = 0; i < t.columns.size(); ++i)
-        if (t.columns[i].key) r[i] = value::text_value(id);
-    return r;
-}
-
-change_event make_change(std::shared_ptr<const table_schema> t, change_op op, std::optional<row> before, row after) {
-    change_event c;
-    c.table = std::move(t);
-    c.op = op;
-    c.before = std::move(before);
-    c.after = std::move(after);
-    return c;
-}
+using test::key_only;
+using test::make_change;
 
 // An evaluation result with its string copied out (eval_value's view only
 // lives until the next evaluate()).

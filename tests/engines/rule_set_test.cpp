@@ -102,22 +102,8 @@ row ada(const table_schema& t, std::initializer_list<cell> changes = {}) {
     }
     return r;
 }
-// A key-only old image: every non-key column unchanged.
-row key_only(const table_schema& t, std::string id) {
-    row r(t.columns.size(), value::unchanged_value());
-    for (std::size_t i = 0; i < t.columns.size(); ++i)
-        if (t.columns[i].key) r[i] = value::text_value(id);
-    return r;
-}
-
-change_event make_change(std::shared_ptr<const table_schema> t, change_op op, std::optional<row> before, row after) {
-    change_event c;
-    c.table = std::move(t);
-    c.op = op;
-    c.before = std::move(before);
-    c.after = std::move(after);
-    return c;
-}
+using test::key_only;
+using test::make_change;
 change_event insert_of(const std::shared_ptr<const table_schema>& t, row r) {
     return make_change(t, change_op::insert, std::nullopt, std::move(r));
 }

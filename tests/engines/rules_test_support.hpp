@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -32,6 +33,25 @@ inline connectors::row make_row(const connectors::table_schema& t, std::initiali
             r[i] = connectors::value::text_value(*c.text);
     }
     return r;
+}
+
+// A key-only old image (pgoutput's 'K' tuple as pg_source hands it on):
+// the key columns carry `id`, every other column is unchanged.
+inline connectors::row key_only(const connectors::table_schema& t, const std::string& id) {
+    connectors::row r(t.columns.size(), connectors::value::unchanged_value());
+    for (std::size_t i = 0; i < t.columns.size(); ++i)
+        if (t.columns[i].key) r[i] = connectors::value::text_value(id);
+    return r;
+}
+
+inline connectors::change_event make_change(std::shared_ptr<const connectors::table_schema> t, connectors::change_op op,
+                                            std::optional<connectors::row> before, connectors::row after) {
+    connectors::change_event c;
+    c.table = std::move(t);
+    c.op = op;
+    c.before = std::move(before);
+    c.after = std::move(after);
+    return c;
 }
 
 }  // namespace datavor::test
