@@ -55,6 +55,7 @@ import {
   waitForEqual,
   waitForStream,
   waitUntil,
+  until,
 } from './stream_lib.mjs';
 
 const U = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`.toLowerCase();
@@ -63,18 +64,6 @@ const slotOf = (stream) => `datavor_${stream}`;
 const idOf = (entry) => String(JSON.parse(entry.row_key).id);
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 const byNum = (a, b) => a - b;
-
-// Polls `pred` every 200 ms until it returns a truthy value (returned); an
-// assertion thrown by `pred` fails at once.
-async function until(pred, timeoutMs, what, context = () => '') {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${context()}`);
-    await sleep(200);
-  }
-}
 
 // A home, its serve, the `pg` connection, and the CLI on the same home.
 async function setup(prefix) {

@@ -98,6 +98,7 @@ import {
   targetPosition,
   waitUntil,
   writerCutAt,
+  until,
 } from './stream_lib.mjs';
 
 function envInt(name, dflt, min) {
@@ -116,18 +117,6 @@ const WRITER_SECONDS = 75; // the workload's planned length: the kills take abou
 const U = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`.toLowerCase();
 const LIVE = ['starting', 'snapshot', 'streaming', 'running', 'degraded'];
 const TIMEOUT_MS = 900_000 + Math.ceil(CHANGES / 2000) * 1000;
-
-// Polls `pred` every 100 ms until it returns a truthy value (returned); an
-// assertion thrown by `pred` fails at once.
-async function until(pred, timeoutMs, what, context = () => '') {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${context()}`);
-    await sleep(100);
-  }
-}
 
 describe('kill -9 of datavor serve at 20 random moments under a mixed workload', () => {
   it(`PostgreSQL -> SQLite: ${CHANGES} changes, ${KILLS} kills in snapshot and streaming, restart after each`, { timeout: TIMEOUT_MS }, async () => {

@@ -275,6 +275,18 @@ export async function waitForEqual(diff, timeoutMs, what, context = () => '') {
 }
 
 // Polls an async predicate until it returns a truthy value (which is returned).
+// Polls `pred` until it returns a truthy value (returned); unlike waitUntil,
+// an assertion thrown by `pred` fails at once.
+export async function until(pred, timeoutMs, what, context = () => '', { everyMs = 200 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${context()}`);
+    await sleep(everyMs);
+  }
+}
+
 export async function waitUntil(pred, timeoutMs, what, context = () => '') {
   const deadline = Date.now() + timeoutMs;
   let lastError;

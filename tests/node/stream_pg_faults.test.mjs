@@ -56,6 +56,7 @@ import {
   waitForStream,
   waitUntil,
   WRITER_COLUMNS,
+  until,
 } from './stream_lib.mjs';
 
 const U = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`.toLowerCase();
@@ -147,18 +148,6 @@ async function diffPg(src, tgt, columns, max = 15) {
   if (!problems.length) return null;
   return `${problems.length} difference(s) between ${src.db}.${src.table} (${s.length} rows) and ${tgt.db}.${tgt.table} (${t.length} rows):\n  ` +
     problems.slice(0, max).join('\n  ') + (problems.length > max ? `\n  ... and ${problems.length - max} more` : '');
-}
-
-// Polls `pred` every 200 ms until it returns a truthy value (returned); an
-// assertion thrown by `pred` fails at once.
-async function until(pred, timeoutMs, what, context = () => '') {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${context()}`);
-    await sleep(200);
-  }
 }
 
 describe('faults with a PostgreSQL target and a PostgreSQL server that goes away', () => {
