@@ -4,6 +4,8 @@
 #include "server/ledger_tools.hpp"
 #include "server/context_tools.hpp"
 #include "server/rule_tools.hpp"
+#include "server/suggestion_tools.hpp"
+#include "engines/suggest/suggest_engine.hpp"
 
 #include <atomic>
 #include <cstdlib>
@@ -39,6 +41,8 @@ struct application::parts {
     std::mutex ledger_mu;
     std::unique_ptr<engines::ledger::ledger> ledger;  // opened on first use; outlives the streams
     std::function<void()> alert_hook;  // resources/updated datavor://alerts, once a server is registered
+    std::function<void()> suggestion_hook;  // resources/updated datavor://suggestions
+    std::unique_ptr<engines::suggest::suggest_engine> suggest;  // after the ledger opens
     int keep_days = 30;
     std::int64_t max_mb = 1024;
     std::unique_ptr<engines::stream::stream_manager> streams;
@@ -114,6 +118,8 @@ void application::register_product(mcp_server& server) {
     register_rule_tools(server, rule_deps{parts_->context, *parts_->streams, ledger(),
                                           [this](const std::string& stream) { return stream_salt(stream); }});
     parts_->alert_hook = [srv] { srv->notify_resource_updated("datavor://alerts"); };
+    parts_->suggestion_hook = [srv] { srv->notify_resource_updated("datavor://suggestions"); };
+    register_suggestion_tools(server, suggestion_deps{suggest(), *parts_->streams});
     register_context_tools(server, parts_->context);
 }
 
@@ -176,15 +182,13 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     settings.on_alert = [this] {
         if (parts_->alert_hook) parts_->alert_hook();
     };
-    settings.on_schema = [this, log, name = req.name](const connectors::table_schema& t, const std::string& position,
-                                                      const char* origin) {
-        const auto version = parts_->context.record_schema(name, t, position, origin);
-        if (version > 1)
-            log("info", "stream " + name + ": " + t.qualified() + " has a new definition (version " +
-                                    std::to_string(version) + " at " + position + "); see schema_history");
+    settings.suggest = &suggest();
+    settings.on_suggestion = [this] {
+        if (parts_->suggestion_hook) parts_->suggestion_hook();
     };
     settings.load_rules = [this, name = req.name]() -> std::shared_ptr<engines::rules::rule_set> {
         auto saved = parts_->context.list_rules(name);
+        for (auto& w : suggest().withholds(name)) saved.push_back(std::move(w));  // pending new columns
         if (saved.empty()) return nullptr;
         static std::atomic<std::uint64_t> generation{0};
         return std::make_shared<engines::rules::rule_set>(std::move(saved), stream_salt(name), ++generation);
@@ -210,6 +214,13 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
     engines::ledger::ledger* audit = mode && std::string_view(mode) == "off" ? nullptr : &ledger();
     return std::make_unique<engines::stream::stream_runner>(settings, std::move(first.first), std::move(first.second),
                                                             std::move(log), make_parts, audit);
+}
+
+engines::suggest::suggest_engine& application::suggest() {
+    auto& audit = ledger();
+    std::lock_guard lock(parts_->ledger_mu);
+    if (!parts_->suggest) parts_->suggest = std::make_unique<engines::suggest::suggest_engine>(parts_->context, &audit);
+    return *parts_->suggest;
 }
 
 engines::ledger::ledger& application::ledger() {

@@ -13,6 +13,9 @@
 #include <filesystem>
 #include <memory>
 
+namespace datavor::engines::suggest {
+class suggest_engine;
+}
 namespace datavor::engines::ledger {
 class ledger;
 }
@@ -53,6 +56,7 @@ public:
 
     // The ledger (ledger.db in the home folder), opened on first use.
     engines::ledger::ledger& ledger();
+    engines::suggest::suggest_engine& suggest();  // opened with the ledger
     // Retention applied by the ledger every hour (set before its first use):
     // batch entries older than `keep_days` or beyond `max_mb` roll up into
     // daily summaries; 0 turns a limit off. Defaults: 30 days, 1024 MiB.

@@ -134,6 +134,15 @@ public:
     virtual boost::asio::awaitable<void> rollback_to_savepoint() { co_return; }
     virtual boost::asio::awaitable<void> release_savepoint() { co_return; }
     virtual boost::asio::awaitable<void> commit_position(lsn position) = 0;
+    // Changes a target column's type to the one `table` now declares for it
+    // (an accepted type-change suggestion), outside any open transaction. A
+    // sink whose columns take any value (SQLite, JSON lines) keeps the
+    // default, which does nothing.
+    virtual boost::asio::awaitable<void> alter_column_type(std::shared_ptr<const table_schema> table, std::string column) {
+        (void)table;
+        (void)column;
+        co_return;
+    }
     // Removes the stream's position (a start over): until a new one commits,
     // a restart treats the stream as new and copies its tables again.
     virtual boost::asio::awaitable<void> forget_position() = 0;

@@ -89,6 +89,19 @@ asio::awaitable<void> pg_sink::prepare_table(std::shared_ptr<const table_schema>
     co_await impl_->writer.run_after_queued(std::move(sql));
 }
 
+// Through text, so any type PostgreSQL can read from the old one's text form
+// converts (int -> bigint, varchar(20) -> text, text -> integer when every
+// value is a number); what cannot convert fails the statement and changes nothing.
+asio::awaitable<void> pg_sink::alter_column_type(std::shared_ptr<const table_schema> table, std::string column) {
+    for (const auto& c : table->columns) {
+        if (c.name != column) continue;
+        const auto type = column_type(c);
+        const auto col = quote_pg_ident(c.name);
+        co_await impl_->writer.run_after_queued("ALTER TABLE " + table_name(*table) + " ALTER COLUMN " + col + " TYPE " +
+                                                type + " USING " + col + "::text::" + type);
+    }
+}
+
 asio::awaitable<void> pg_sink::apply_snapshot(snapshot_batch batch) { co_await impl_->writer.write_snapshot(batch); }
 
 asio::awaitable<void> pg_sink::apply(const std::vector<transaction>& txns, lsn position) {

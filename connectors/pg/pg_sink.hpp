@@ -51,6 +51,7 @@ public:
     boost::asio::awaitable<void> release_savepoint() override;
     boost::asio::awaitable<void> commit_position(lsn position) override;
     boost::asio::awaitable<void> forget_position() override;
+    boost::asio::awaitable<void> alter_column_type(std::shared_ptr<const table_schema> table, std::string column) override;
     boost::asio::awaitable<void> close() override;
 
     static std::string column_type(const column_def& c);

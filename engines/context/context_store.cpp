@@ -93,6 +93,54 @@ CREATE TABLE schema_versions (
   PRIMARY KEY (stream, table_name, version)
 ) STRICT;
 )sql",
+    R"sql(
+CREATE TABLE suggestions (
+  id            INTEGER PRIMARY KEY,
+  stream        TEXT NOT NULL,
+  table_name    TEXT NOT NULL,     -- schema.table at the source
+  kind          TEXT NOT NULL,     -- new_column | dropped_column | type_change | nullability_change | key_change
+  column_name   TEXT NOT NULL DEFAULT '',
+  old_type      TEXT NOT NULL DEFAULT '',
+  new_type      TEXT NOT NULL DEFAULT '',
+  position      TEXT NOT NULL,     -- source position from which the new definition holds
+  schema_version INTEGER NOT NULL, -- schema_versions.version that brought it
+  action        TEXT NOT NULL,     -- what accepting does: add_column | keep_target_column | alter_target_type | acknowledge
+  action_type   TEXT NOT NULL DEFAULT '',  -- add_column / alter_target_type: the target type
+  message       TEXT NOT NULL,     -- the explanation shown to the user
+  status        TEXT NOT NULL,     -- pending | accepted | rejected | auto_accepted | auto_rejected
+  decided_by    TEXT NOT NULL DEFAULT '',  -- user | pattern | autopilot
+  pattern_id    INTEGER NOT NULL DEFAULT 0,
+  rule_id       INTEGER NOT NULL DEFAULT 0, -- the rule a decision saved (cast, drop), 0 none
+  kept_rows     INTEGER NOT NULL DEFAULT 0, -- rows whose new-column value waits in suggestion_values
+  backfilled    INTEGER NOT NULL DEFAULT -1, -- rows written to the target after an accept; -1 not yet
+  note          TEXT NOT NULL DEFAULT '',
+  detected_at   INTEGER NOT NULL,
+  decided_at    INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX suggestions_stream ON suggestions(stream, status);
+CREATE TABLE suggestion_values (
+  suggestion_id INTEGER NOT NULL,
+  row_key       TEXT NOT NULL,     -- the row's key as JSON ({"id":"7"})
+  image         TEXT NOT NULL,     -- the key and the new column's value (a change image, see engines/stream/row_json)
+  PRIMARY KEY (suggestion_id, row_key)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE patterns (
+  id            INTEGER PRIMARY KEY,
+  kind          TEXT NOT NULL,     -- the drift kind it answers
+  table_pattern TEXT NOT NULL,     -- schema.* (the schema of the table it was learned on)
+  old_type      TEXT NOT NULL DEFAULT '',
+  new_type      TEXT NOT NULL DEFAULT '',
+  decision      TEXT NOT NULL,     -- accept | reject
+  action_type   TEXT NOT NULL DEFAULT '',
+  description   TEXT NOT NULL,
+  from_suggestion INTEGER NOT NULL,
+  stream        TEXT NOT NULL,     -- where it was learned (it applies to every stream)
+  uses          INTEGER NOT NULL DEFAULT 0,
+  created_at    INTEGER NOT NULL,
+  last_used_at  INTEGER NOT NULL DEFAULT 0
+) STRICT;
+ALTER TABLE streams ADD COLUMN autopilot TEXT NOT NULL DEFAULT 'suggest';  -- suggest | learned | all
+)sql",
 };
 static_assert(std::size(migrations) == context_store::latest_schema_version);
 
@@ -245,11 +293,12 @@ stream_record read_stream(SQLite::Statement& q) {
     r.last_error = q.getColumn(6).getString();
     r.created_at = q.getColumn(7).getInt64();
     r.updated_at = q.getColumn(8).getInt64();
+    r.autopilot = q.getColumn(9).getString();
     return r;
 }
 
 constexpr const char* stream_columns =
-    "SELECT name, source, target, tables, snapshot, state, last_error, created_at, updated_at FROM streams";
+    "SELECT name, source, target, tables, snapshot, state, last_error, created_at, updated_at, autopilot FROM streams";
 
 }  // namespace
 
@@ -257,9 +306,10 @@ void context_store::put_stream(const stream_record& s) {
     std::lock_guard lock(mu_);
     SQLite::Statement q(*db_,
                         "INSERT INTO streams(name, source, target, tables, snapshot, state, last_error, created_at, "
-                        "updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET source = excluded.source, "
+                        "updated_at, autopilot) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET source = excluded.source, "
                         "target = excluded.target, tables = excluded.tables, snapshot = excluded.snapshot, "
-                        "state = excluded.state, last_error = excluded.last_error, updated_at = excluded.updated_at");
+                        "state = excluded.state, last_error = excluded.last_error, updated_at = excluded.updated_at, "
+                        "autopilot = excluded.autopilot");
     const auto now = now_seconds();
     q.bind(1, s.name);
     q.bind(2, s.source);
@@ -270,6 +320,7 @@ void context_store::put_stream(const stream_record& s) {
     q.bind(7, s.last_error);
     q.bind(8, s.created_at ? s.created_at : now);
     q.bind(9, now);
+    q.bind(10, s.autopilot.empty() ? std::string("suggest") : s.autopilot);
     q.exec();
 }
 

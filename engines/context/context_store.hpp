@@ -45,6 +45,37 @@ struct stream_record {
     std::string last_error;
     std::int64_t created_at = 0;
     std::int64_t updated_at = 0;
+    std::string autopilot = "suggest";  // suggest | learned | all (set with set_autopilot)
+};
+
+// Schema drift the stream met, and what became of it (engines/suggest).
+struct suggestion_record {
+    std::int64_t id = 0;
+    std::string stream, table, kind, column, old_type, new_type, position;
+    std::int64_t schema_version = 0;
+    std::string action;       // add_column | keep_target_column | alter_target_type | acknowledge
+    std::string action_type;  // the target type for add_column / alter_target_type
+    std::string message;
+    std::string status = "pending";  // pending | accepted | rejected | auto_accepted | auto_rejected
+    std::string decided_by;          // user | pattern | autopilot
+    std::int64_t pattern_id = 0, rule_id = 0;
+    std::int64_t kept_rows = 0;
+    std::int64_t backfilled = -1;    // -1: not (yet) backfilled
+    std::string note;
+    std::int64_t detected_at = 0, decided_at = 0;
+};
+
+// A decision remembered: the next similar drift can be handled by itself.
+struct pattern_record {
+    std::int64_t id = 0;
+    std::string kind, table_pattern, old_type, new_type, decision, action_type, description, stream;
+    std::int64_t from_suggestion = 0, uses = 0, created_at = 0, last_used_at = 0;
+};
+
+// One kept value of a new column: the row's key and an image (key + value).
+struct kept_value {
+    std::int64_t suggestion_id = 0;
+    std::string row_key, image;
 };
 
 enum class context_error { connection_exists = 1, connection_not_found, bad_name, stream_exists };
@@ -57,7 +88,7 @@ public:
     explicit context_store(const std::filesystem::path& home);
     ~context_store();
 
-    static constexpr int latest_schema_version = 6;
+    static constexpr int latest_schema_version = 7;
     int schema_version() const;
     std::filesystem::path path() const { return path_; }
 
@@ -95,6 +126,26 @@ public:
     std::int64_t record_schema(const std::string& stream, const connectors::table_schema& t, const std::string& position,
                                const std::string& origin);
     std::vector<schema_version_record> schema_history(const std::string& stream, const std::string& table) const;
+
+    // Suggestions, kept values and patterns (schema version 7; context_suggestions.cpp).
+    suggestion_record add_suggestion(suggestion_record s);  // assigns id and detected_at
+    std::optional<suggestion_record> find_suggestion(std::int64_t id) const;
+    // "" for every stream / status; newest first.
+    std::vector<suggestion_record> list_suggestions(const std::string& stream, const std::string& status) const;
+    // Records a decision (status, decided_by, pattern, rule, note, action_type); false when it was not pending.
+    bool decide_suggestion(const suggestion_record& decided);
+    // Upserts kept values in one transaction and refreshes each suggestion's kept_rows.
+    void keep_values(const std::vector<kept_value>& values);
+    // A page of a suggestion's kept values in key order, after `after_key`.
+    std::vector<kept_value> kept_values(std::int64_t suggestion_id, const std::string& after_key, std::size_t limit) const;
+    // The backfill is done: records how many rows it wrote and forgets the kept values.
+    void finish_backfill(std::int64_t suggestion_id, std::int64_t rows);
+    void drop_kept_values(std::int64_t suggestion_id);
+    pattern_record add_pattern(pattern_record p);
+    std::vector<pattern_record> list_patterns() const;
+    void pattern_used(std::int64_t id);
+    // suggest | learned | all; false when there is no such stream.
+    bool set_autopilot(const std::string& stream, const std::string& mode);
 
 private:
     void migrate();

@@ -188,6 +188,16 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
             if (!why.empty()) out.warnings_.push_back(who + why + ": the alert is not watched");
             continue;
         }
+        if (r.kind == "withhold") {
+            // A pending new column (engines/suggest): out of the target until
+            // decided; the stream keeps its values aside meanwhile.
+            const auto at = column_index(*t, r.column);
+            if (!at || t->columns[*at].key) continue;
+            dropped[*at] = true;
+            out.withheld_.push_back({*at, -r.id});
+            out.identity_ = false;
+            continue;
+        }
         if (r.kind == "filter") {
             auto b = bind_text(r.condition, *t, who, out.warnings_);
             if (!b) continue;
@@ -315,9 +325,9 @@ std::optional<std::size_t> table_rules::map_row(connectors::row& r, const std::s
 }
 
 table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const std::string& salt, std::string& why,
-                                       std::map<std::int64_t, std::int64_t>& touched) const {
+                                       std::map<std::int64_t, std::int64_t>& touched, bool backfill) const {
     if (identity_) return outcome::keep;
-    if (c.op == change_op::insert || c.op == change_op::update || c.op == change_op::read)
+    if (!backfill && (c.op == change_op::insert || c.op == change_op::update || c.op == change_op::read))
         for (std::size_t k = 0; k < filters_.size(); ++k)
             if (!filters_[k].evaluate(c, ev).truthy()) {
                 ++touched[filter_ids_[k]];
@@ -325,7 +335,9 @@ table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const st
             }
     for (auto id : rule_ids_) ++touched[id];
     std::vector<value> derived;
-    if (!derived_.empty() && !c.after.empty()) {
+    if (backfill) {
+        derived.assign(derived_.size(), value::unchanged_value());  // computed from columns it does not carry
+    } else if (!derived_.empty() && !c.after.empty()) {
         derived.reserve(derived_.size());
         for (const auto& d : derived_) {
             auto text = to_text(d.p.evaluate(c, ev));
@@ -354,11 +366,11 @@ void table_rules::feed_alerts(const change_event& c, std::int64_t commit_time_us
         if (auto e = a.feed(c, commit_time_us, ev)) out.push_back(std::move(*e));
 }
 
-table_rules::outcome rule_set::apply(change_event& c, std::string& why, std::int64_t commit_time_us) {
+table_rules::outcome rule_set::apply(change_event& c, std::string& why, std::int64_t commit_time_us, bool backfill) {
     if (rules_.empty() || !c.table) return table_rules::outcome::keep;
     auto& compiled = const_cast<table_rules&>(for_table(c.table));
-    if (commit_time_us) compiled.feed_alerts(c, commit_time_us, ev_, alerts_out_);
-    return compiled.apply(c, ev_, salt_, why, touched_);
+    if (commit_time_us && !backfill) compiled.feed_alerts(c, commit_time_us, ev_, alerts_out_);
+    return compiled.apply(c, ev_, salt_, why, touched_, backfill);
 }
 
 std::string rule_set::take_counts() {

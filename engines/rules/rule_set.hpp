@@ -15,6 +15,9 @@
 //           the target (`to`)
 //   derive  add a column (`column`) computed by `expression`, of type `to`
 //           (text by default), from the source row
+//   withhold (internal, never saved) a new column waiting for a decision
+//           (engines/suggest): left out like a drop; the stream keeps its
+//           values aside (withheld())
 // Order: filters on the source row, then derived values (also from the
 // source row), then masks, casts, drops and renames.
 //
@@ -67,12 +70,17 @@ public:
     // on_fail set_aside failed; `why` says which value, and `c` is
     // transformed all the same (masked) for the ledger.
     // `touched` counts, per rule id, the changes each rule changed or filtered out.
+    // `backfill`: a partial image written over rows already in the target (a
+    // new column's kept values): filters do not apply, derived columns stay.
     outcome apply(connectors::change_event& c, evaluator& ev, const std::string& salt, std::string& why,
-                  std::map<std::int64_t, std::int64_t>& touched) const;
+                  std::map<std::int64_t, std::int64_t>& touched, bool backfill = false) const;
     // Feeds the table's alert rules (source values, before any transformation).
     void feed_alerts(const connectors::change_event& c, std::int64_t commit_time_us, evaluator& ev,
                      std::vector<alert_event>& out);
     bool identity() const { return identity_; }  // no rule applies: changes pass untouched
+    // Source columns kept out of the target while a suggestion is pending:
+    // (column index, suggestion id).
+    const std::vector<std::pair<std::size_t, std::int64_t>>& withheld() const { return withheld_; }
     const std::vector<std::string>& warnings() const { return warnings_; }
 
 private:
@@ -96,6 +104,7 @@ private:
     std::vector<derived_column> derived_;
     std::vector<alert_rule> alerts_;
     std::vector<column_map> columns_;  // one per target column
+    std::vector<std::pair<std::size_t, std::int64_t>> withheld_;
     bool identity_ = true;
     std::vector<std::string> warnings_;
     // Fails (returns the column) only for a set_aside cast.
@@ -116,7 +125,8 @@ public:
     }
     // Applies the table's rules to `c` (see table_rules::apply); with
     // `commit_time_us`, alert rules are fed first (pass 0 not to feed them).
-    table_rules::outcome apply(connectors::change_event& c, std::string& why, std::int64_t commit_time_us = 0);
+    table_rules::outcome apply(connectors::change_event& c, std::string& why, std::int64_t commit_time_us = 0,
+                               bool backfill = false);
     // Alerts raised since the last call.
     std::vector<alert_event> take_alerts() { return std::exchange(alerts_out_, {}); }
     const std::vector<rule>& rules() const { return rules_; }

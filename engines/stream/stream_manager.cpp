@@ -208,6 +208,12 @@ void stream_manager::reload_rules(const std::string& name) {
     if (it != streams_.end() && !it->second->done) it->second->runner->request_reload_rules();
 }
 
+void stream_manager::apply_suggestions(const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    if (it != streams_.end() && !it->second->done) it->second->runner->request_apply_suggestions();
+}
+
 void stream_manager::reload_holds(const std::string& name) {
     std::lock_guard lock(mu_);
     auto it = streams_.find(name);

@@ -5,6 +5,7 @@
 #include "engines/stream/run_lock.hpp"
 #include "connectors/common/sql_quote.hpp"
 #include "engines/notify/webhook.hpp"
+#include "engines/suggest/suggest_engine.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -280,6 +281,7 @@ void stream_runner::warn_on_slot_health() {
 
 asio::awaitable<void> stream_runner::run_steps() {
     prepared_.clear();
+    apply_suggestions_ = true;  // accepted while the stream was away: carried out after the first read
     auto committed = co_await sink_->open(settings_.name);
     source_open_request request;
     request.resume_from = committed;
@@ -443,14 +445,36 @@ std::shared_ptr<const table_schema> stream_runner::target_of(const std::shared_p
 }
 
 void stream_runner::note_schema(const std::shared_ptr<const table_schema>& t, lsn at, const char* origin) {
-    if (!t || !settings_.on_schema || !schemas_seen_.insert({t->relation_id, t->version}).second) return;
+    if (!t || !schemas_seen_.insert({t->relation_id, t->version}).second) return;
+    source_schemas_[t->qualified()] = t;
+    if (!settings_.suggest) return;
+    suggest::drift_outcome out;
     try {
-        settings_.on_schema(*t, at.to_string(), origin);
+        out = settings_.suggest->on_schema(settings_.name, *t, at.to_string(), origin);
     } catch (const std::exception& e) {
         schemas_seen_.erase({t->relation_id, t->version});  // tried again with the next change
         log_("warning", "stream " + settings_.name + ": cannot record the definition of " + t->qualified() +
                             " in context.db (" + e.what() + "); it is recorded once context.db can be written");
+        return;
     }
+    if (out.version > 1)
+        log_("info", "stream " + settings_.name + ": " + t->qualified() + " has a new definition (version " +
+                         std::to_string(out.version) + " at " + at.to_string() + "); see schema_history");
+    for (const auto& sug : out.created) {
+        if (sug.status == "pending")
+            log_("warning", "stream " + settings_.name + ": suggestion " + std::to_string(sug.id) + ": " + sug.message +
+                                " (accept_suggestion / reject_suggestion)");
+        else
+            log_("info", "stream " + settings_.name + ": suggestion " + std::to_string(sug.id) + " (" + sug.kind + " " +
+                             sug.table + "." + sug.column + ") " + sug.status + " by " + sug.decided_by +
+                             (sug.pattern_id ? " " + std::to_string(sug.pattern_id) : std::string()));
+        if (sug.status == "auto_accepted" && sug.backfilled < 0) apply_suggestions_ = true;
+    }
+    if (out.rules_changed && settings_.load_rules) {
+        rules_ = settings_.load_rules();  // before this change is transformed
+        log_("info", "stream " + settings_.name + ": rules reloaded after drift on " + t->qualified());
+    }
+    if (!out.created.empty() && settings_.on_suggestion) settings_.on_suggestion();
 }
 
 void stream_runner::apply_rules(std::vector<change_event>& changes, const transaction& txn, bool record_rejects) {
@@ -459,7 +483,13 @@ void stream_runner::apply_rules(std::vector<change_event>& changes, const transa
     if (!rules_ || rules_->empty()) return;
     std::string why;
     std::erase_if(changes, [&](change_event& c) {
-        if (c.table) target_of(c.table);  // compiled once per table version, saying what does not apply
+        if (c.table) {
+            target_of(c.table);  // compiled once per table version, saying what does not apply
+            if (record_rejects) {
+                const auto& compiled = rules_->for_table(c.table);
+                if (!compiled.withheld().empty()) keep_withheld(c, compiled);
+            }
+        }
         switch (rules_->apply(c, why, record_rejects ? txn.commit_time_us : 0)) {
         case rules::table_rules::outcome::keep: return false;
         case rules::table_rules::outcome::filtered: return true;
@@ -471,6 +501,7 @@ void stream_runner::apply_rules(std::vector<change_event>& changes, const transa
         }
         return false;
     });
+    flush_kept();
 }
 
 void stream_runner::apply_rules(snapshot_batch& batch) {
@@ -481,14 +512,17 @@ void stream_runner::apply_rules(snapshot_batch& batch) {
     std::vector<row> kept;
     kept.reserve(batch.rows.size());
     std::string why;
+    const auto& compiled = rules_->for_table(batch.table);
     for (auto& r : batch.rows) {
         change_event c{batch.table, change_op::read, std::nullopt, std::move(r)};
+        if (!compiled.withheld().empty()) keep_withheld(c, compiled);
         const auto o = rules_->apply(c, why);
         if (o == rules::table_rules::outcome::keep) kept.push_back(std::move(c.after));
         else if (o == rules::table_rules::outcome::rejected) set_aside({&c, &header}, "data", "rule:cast", why);
     }
     batch.rows = std::move(kept);
     batch.table = target;
+    flush_kept();
 }
 
 // Alerts raised by the changes just committed: into the ledger, the log (an
@@ -531,6 +565,7 @@ asio::awaitable<void> stream_runner::between_batches() {
         log_("info", "stream " + settings_.name + ": rules reloaded (" + std::to_string(rules_ ? rules_->rules().size() : 0) +
                          " rule(s)); they apply from the next change on");
     }
+    if (apply_suggestions_.exchange(false)) co_await apply_suggestions();
     for (;;) {  // re-snapshots
         std::string table;
         {

@@ -32,6 +32,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <tuple>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -42,6 +43,13 @@ namespace datavor::engines::ledger {
 class ledger;
 struct entry;
 }  // namespace datavor::engines::ledger
+namespace datavor::engines::suggest {
+class suggest_engine;
+}
+namespace datavor::engines::context {
+struct suggestion_record;
+struct kept_value;
+}  // namespace datavor::engines::context
 
 namespace datavor::engines::stream {
 
@@ -108,10 +116,16 @@ struct stream_settings {
     std::function<std::shared_ptr<rules::rule_set>()> load_rules;
     // Called (on the stream's strand) after an alert was recorded.
     std::function<void()> on_alert;
-    // Called once per source table version the stream meets (origin
-    // "snapshot": the catalog at open; "relation": the log sent a new
-    // definition), with the position from which it holds (schema history).
-    std::function<void(const connectors::table_schema&, const std::string& position, const char* origin)> on_schema;
+    // The Suggestion Engine (engines/suggest; nullptr: none). Told once per
+    // source table version the stream meets (origin "snapshot": the catalog at
+    // open; "relation": the log sent a new definition) with the position from
+    // which it holds; drift becomes suggestions. A pending new column is
+    // withheld by the rules (load_rules includes its withhold rule) and its
+    // values are kept aside; accepted suggestions are carried out between
+    // two batches (backfill, a target column's type).
+    suggest::suggest_engine* suggest = nullptr;
+    // Called (on the stream's strand) after a suggestion was made.
+    std::function<void()> on_suggestion;
 };
 
 using stream_log = std::function<void(std::string_view level, std::string_view message)>;
@@ -149,6 +163,12 @@ public:
     void request_reload_holds();
     // Reloads the rules (after add_rule / remove_rule), between two batches. Thread-safe.
     void request_reload_rules() { reload_rules_ = true; }
+    // Carries out accepted suggestions (after accept_suggestion), between two
+    // batches, after reloading the rules. Thread-safe.
+    void request_apply_suggestions() {
+        reload_rules_ = true;
+        apply_suggestions_ = true;
+    }
     retry_outcome outcome(const std::shared_ptr<const retry_outcome>& handle) const;
 
 private:
@@ -225,6 +245,18 @@ private:
     void apply_rules(connectors::snapshot_batch& batch);
     void emit_alerts();
     void note_schema(const std::shared_ptr<const connectors::table_schema>& t, connectors::lsn at, const char* origin);
+    // Suggestions (stream_drift.cpp): values of withheld columns kept aside,
+    // accepted ones carried out.
+    void keep_withheld(const connectors::change_event& c, const rules::table_rules& compiled);
+    void flush_kept();
+    boost::asio::awaitable<void> apply_suggestions();
+    boost::asio::awaitable<std::int64_t> backfill(const context::suggestion_record& s,
+                                                  std::shared_ptr<const connectors::table_schema> source);
+    std::vector<context::kept_value> kept_;  // values of withheld columns, to context.db before the batch commits
+    std::map<std::tuple<std::uint32_t, std::uint64_t, std::size_t>, std::shared_ptr<const connectors::table_schema>>
+        kept_shapes_;  // key columns + one withheld column, per table version
+    std::map<std::string, std::shared_ptr<const connectors::table_schema>> source_schemas_;  // latest, by source name
+    std::atomic<bool> apply_suggestions_{true};  // checked once after each open
     std::set<std::pair<std::uint32_t, std::uint64_t>> schemas_seen_;
     std::shared_ptr<const connectors::table_schema> target_of(const std::shared_ptr<const connectors::table_schema>& t);
     stream_settings settings_;
