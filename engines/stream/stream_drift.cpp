@@ -12,6 +12,8 @@
 #include "engines/stream/stream_runner.hpp"
 #include "engines/suggest/suggest_engine.hpp"
 
+#include <algorithm>
+
 namespace asio = boost::asio;
 using namespace datavor::connectors;
 
@@ -62,6 +64,12 @@ asio::awaitable<void> stream_runner::apply_suggestions() {
         auto src = source_schemas_.find(s.table);
         if (src == source_schemas_.end()) continue;  // not one of this stream's tables (any more)
         if (s.kind == "new_column") {
+            const auto& cols = src->second->columns;
+            if (std::none_of(cols.begin(), cols.end(), [&](const column_def& c) { return c.name == s.column; })) {
+                // Dropped again before the accept: nothing to add or write.
+                settings_.suggest->applied(s, 0, "column " + s.column + " no longer exists at the source; nothing to add");
+                continue;
+            }
             const auto rows = co_await backfill(s, src->second);
             settings_.suggest->applied(s, rows, "column " + s.column + " added, " + std::to_string(rows) +
                                                     " kept value(s) backfilled");
