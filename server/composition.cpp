@@ -183,6 +183,12 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
         if (parts_->alert_hook) parts_->alert_hook();
     };
     settings.suggest = &suggest();
+    settings.context_changed = [this, last = std::make_shared<std::int64_t>(-1)] {
+        const auto v = parts_->context.data_version();
+        const bool changed = *last >= 0 && v != *last;
+        *last = v;
+        return changed;
+    };
     settings.on_suggestion = [this] {
         if (parts_->suggestion_hook) parts_->suggestion_hook();
     };

@@ -144,6 +144,9 @@ public:
     pattern_record add_pattern(pattern_record p);
     std::vector<pattern_record> list_patterns() const;
     void pattern_used(std::int64_t id);
+    // SQLite's data_version: changes when another process (a `datavor serve`
+    // next to a `datavor stream run`) commits to context.db.
+    std::int64_t data_version() const;
     // suggest | learned | all; false when there is no such stream.
     bool set_autopilot(const std::string& stream, const std::string& mode);
 

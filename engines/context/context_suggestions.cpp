@@ -227,6 +227,11 @@ void context_store::pattern_used(std::int64_t id) {
     q.exec();
 }
 
+std::int64_t context_store::data_version() const {
+    std::lock_guard lock(mu_);
+    return db_->execAndGet("PRAGMA data_version").getInt64();
+}
+
 bool context_store::set_autopilot(const std::string& stream, const std::string& mode) {
     std::lock_guard lock(mu_);
     SQLite::Statement q(*db_, "UPDATE streams SET autopilot = ? WHERE name = ?");

@@ -560,6 +560,19 @@ void stream_runner::emit_alerts() {
 
 // Work asked for from outside, done between two batches on this strand.
 asio::awaitable<void> stream_runner::between_batches() {
+    if (settings_.context_changed && std::chrono::steady_clock::now() - context_checked_ > std::chrono::seconds(1)) {
+        context_checked_ = std::chrono::steady_clock::now();
+        bool changed = false;
+        try {
+            changed = settings_.context_changed();
+        } catch (const std::exception& e) {
+            log_("warning", "stream " + settings_.name + ": cannot read context.db (" + e.what() + "); trying again");
+        }
+        if (changed) {
+            reload_rules_ = true;
+            apply_suggestions_ = true;
+        }
+    }
     if (reload_rules_.exchange(false) && settings_.load_rules) {
         rules_ = settings_.load_rules();
         log_("info", "stream " + settings_.name + ": rules reloaded (" + std::to_string(rules_ ? rules_->rules().size() : 0) +

@@ -126,6 +126,11 @@ struct stream_settings {
     suggest::suggest_engine* suggest = nullptr;
     // Called (on the stream's strand) after a suggestion was made.
     std::function<void()> on_suggestion;
+    // True when another process changed the stream's context (a rule added,
+    // a suggestion accepted by a `datavor serve` while `datavor stream run`
+    // runs the stream): asked at most once a second between two batches,
+    // then the rules are reloaded and accepted suggestions carried out.
+    std::function<bool()> context_changed;
 };
 
 using stream_log = std::function<void(std::string_view level, std::string_view message)>;
@@ -257,6 +262,7 @@ private:
         kept_shapes_;  // key columns + one withheld column, per table version
     std::map<std::string, std::shared_ptr<const connectors::table_schema>> source_schemas_;  // latest, by source name
     std::atomic<bool> apply_suggestions_{true};  // checked once after each open
+    std::chrono::steady_clock::time_point context_checked_{};
     std::set<std::pair<std::uint32_t, std::uint64_t>> schemas_seen_;
     std::shared_ptr<const connectors::table_schema> target_of(const std::shared_ptr<const connectors::table_schema>& t);
     stream_settings settings_;
