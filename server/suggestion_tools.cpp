@@ -35,6 +35,7 @@ json_value suggestion_json(const ctx::suggestion_record& s, json_alloc& a) {
     o.AddMember("applied", s.backfilled >= 0, a);
     if (s.kind == "new_column" && s.backfilled >= 0) o.AddMember("backfilled_rows", s.backfilled, a);
     if (!s.note.empty()) o.AddMember("note", str(s.note, a), a);
+    if (!s.error_code.empty()) o.AddMember("error_code", str(s.error_code, a), a);
     o.AddMember("detected_at", str(utc_iso_us(s.detected_at * 1000000), a), a);
     if (s.decided_at) o.AddMember("decided_at", str(utc_iso_us(s.decided_at * 1000000), a), a);
     return o;
@@ -66,6 +67,21 @@ json_doc listing(suggestion_deps& d, const std::string& stream, const std::strin
     json_value pats(rapidjson::kArrayType);
     for (const auto& p : d.engine.context().list_patterns()) pats.PushBack(pattern_json(p, a), a);
     out.AddMember("patterns", pats, a);
+    json_value errs(rapidjson::kArrayType);
+    for (const auto& e : d.engine.context().list_error_patterns(stream)) {
+        json_value o(rapidjson::kObjectType);
+        o.AddMember("stream", str(e.stream, a), a);
+        o.AddMember("table", str(e.table, a), a);
+        o.AddMember("error_class", str(e.error_class, a), a);
+        o.AddMember("code", str(e.code, a), a);
+        if (!e.column.empty()) o.AddMember("column", str(e.column, a), a);
+        o.AddMember("message", str(e.message, a), a);
+        o.AddMember("count", e.count, a);
+        o.AddMember("first_seen", str(utc_iso_us(e.first_seen * 1000000), a), a);
+        o.AddMember("last_seen", str(utc_iso_us(e.last_seen * 1000000), a), a);
+        errs.PushBack(o, a);
+    }
+    out.AddMember("error_patterns", errs, a);
     return out;
 }
 

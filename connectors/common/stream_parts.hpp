@@ -143,6 +143,14 @@ public:
         (void)column;
         co_return;
     }
+    // Widens every target column whose type differs from the one `table`
+    // declares (a table made before the stream with narrower types) and
+    // returns what it changed ("col: varchar(10) -> text"); outside any open
+    // transaction. Default: nothing to widen (SQLite, JSON lines).
+    virtual boost::asio::awaitable<std::vector<std::string>> widen_columns(std::shared_ptr<const table_schema> table) {
+        (void)table;
+        co_return std::vector<std::string>{};
+    }
     // Removes the stream's position (a start over): until a new one commits,
     // a restart treats the stream as new and copies its tables again.
     virtual boost::asio::awaitable<void> forget_position() = 0;

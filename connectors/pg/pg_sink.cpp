@@ -1,5 +1,7 @@
 #include "connectors/pg/pg_sink.hpp"
 
+#include <map>
+
 #include "connectors/common/sql_quote.hpp"
 #include "connectors/pg/apply_plan.hpp"
 #include "connectors/pg/pg_prober.hpp"
@@ -100,6 +102,57 @@ asio::awaitable<void> pg_sink::alter_column_type(std::shared_ptr<const table_sch
         co_await impl_->writer.run_after_queued("ALTER TABLE " + table_name(*table) + " ALTER COLUMN " + col + " TYPE " +
                                                 type + " USING " + col + "::text::" + type);
     }
+}
+
+namespace {
+// Whether `source` holds every value `target` does and more: only then is a
+// target column altered (never narrowed, never changed in kind).
+int int_rank(const std::string& t) {
+    return t == "smallint" ? 1 : t == "integer" ? 2 : t == "bigint" ? 3 : t.starts_with("numeric") ? 4 : 0;
+}
+std::pair<int, int> typmod(const std::string& t) {  // numeric(p,s) / varchar(n): (p, s); (0, 0) unconstrained
+    int a = 0, b = 0;
+    if (auto open = t.find('('); open != std::string::npos) std::sscanf(t.c_str() + open, "(%d,%d)", &a, &b);
+    return {a, b};
+}
+bool wider(const std::string& target, const std::string& source) {
+    if (target == source) return false;
+    const int rt = int_rank(target), rs = int_rank(source);
+    if (rt && rs) {
+        if (rs != rt) return rs > rt;
+        const auto [pt, st] = typmod(target);
+        const auto [ps, ss] = typmod(source);
+        return rt == 4 && pt && (!ps || (ps - ss >= pt - st && ss >= st));
+    }
+    if (target == "real" && source == "double precision") return true;
+    if (target.starts_with("character varying") || target.starts_with("character(")) {
+        if (source == "text" || source == "character varying") return true;
+        if (source.starts_with("character varying(")) return typmod(source).first > typmod(target).first;
+    }
+    return false;
+}
+}  // namespace
+
+asio::awaitable<std::vector<std::string>> pg_sink::widen_columns(std::shared_ptr<const table_schema> table) {
+    pg_params p;
+    p.emplace_back(table_name(*table));
+    auto r = co_await impl_->db->query(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = $1::regclass "
+        "AND a.attnum > 0 AND NOT a.attisdropped",
+        std::move(p));
+    std::map<std::string, std::string> have;
+    for (int i = 0; i < PQntuples(r.get()); ++i) have[PQgetvalue(r.get(), i, 0)] = PQgetvalue(r.get(), i, 1);
+    std::vector<std::string> changed;
+    for (const auto& c : table->columns) {
+        auto it = have.find(c.name);
+        const auto type = column_type(c);
+        if (it == have.end() || !wider(it->second, type)) continue;
+        const auto col = quote_pg_ident(c.name);
+        co_await impl_->writer.run_after_queued("ALTER TABLE " + table_name(*table) + " ALTER COLUMN " + col + " TYPE " +
+                                                type + " USING " + col + "::text::" + type);
+        changed.push_back(c.name + ": " + it->second + " -> " + type);
+    }
+    co_return changed;
 }
 
 asio::awaitable<void> pg_sink::apply_snapshot(snapshot_batch batch) { co_await impl_->writer.write_snapshot(batch); }

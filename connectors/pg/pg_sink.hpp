@@ -52,6 +52,7 @@ public:
     boost::asio::awaitable<void> commit_position(lsn position) override;
     boost::asio::awaitable<void> forget_position() override;
     boost::asio::awaitable<void> alter_column_type(std::shared_ptr<const table_schema> table, std::string column) override;
+    boost::asio::awaitable<std::vector<std::string>> widen_columns(std::shared_ptr<const table_schema> table) override;
     boost::asio::awaitable<void> close() override;
 
     static std::string column_type(const column_def& c);

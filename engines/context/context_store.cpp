@@ -141,6 +141,21 @@ CREATE TABLE patterns (
 ) STRICT;
 ALTER TABLE streams ADD COLUMN autopilot TEXT NOT NULL DEFAULT 'suggest';  -- suggest | learned | all
 )sql",
+    R"sql(
+CREATE TABLE error_patterns (
+  stream      TEXT NOT NULL,
+  table_name  TEXT NOT NULL,     -- schema.table in the target
+  error_class TEXT NOT NULL,     -- data (a target rejection) | rule (a cast rule's set_aside)
+  code        TEXT NOT NULL,     -- SQLSTATE, SQLite extended code, rule:cast
+  column_name TEXT NOT NULL,     -- when the error names one, else ''
+  message     TEXT NOT NULL,     -- the latest error text (masked row images never reach it)
+  count       INTEGER NOT NULL,  -- changes set aside with this error
+  first_seen  INTEGER NOT NULL,
+  last_seen   INTEGER NOT NULL,
+  PRIMARY KEY (stream, table_name, error_class, code, column_name)
+) STRICT;
+ALTER TABLE suggestions ADD COLUMN error_code TEXT NOT NULL DEFAULT '';  -- target_rejects: the SQLSTATE
+)sql",
 };
 static_assert(std::size(migrations) == context_store::latest_schema_version);
 

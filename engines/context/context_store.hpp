@@ -63,6 +63,7 @@ struct suggestion_record {
     std::int64_t backfilled = -1;    // -1: not (yet) backfilled
     std::string note;
     std::int64_t detected_at = 0, decided_at = 0;
+    std::string error_code;  // target_rejects: the code the target answered with
 };
 
 // A decision remembered: the next similar drift can be handled by itself.
@@ -70,6 +71,12 @@ struct pattern_record {
     std::int64_t id = 0;
     std::string kind, table_pattern, old_type, new_type, decision, action_type, description, stream;
     std::int64_t from_suggestion = 0, uses = 0, created_at = 0, last_used_at = 0;
+};
+
+// Changes a target rejected, grouped (schema version 8): what keeps failing.
+struct error_pattern_record {
+    std::string stream, table, error_class, code, column, message;
+    std::int64_t count = 0, first_seen = 0, last_seen = 0;
 };
 
 // One kept value of a new column: the row's key and an image (key + value).
@@ -88,7 +95,7 @@ public:
     explicit context_store(const std::filesystem::path& home);
     ~context_store();
 
-    static constexpr int latest_schema_version = 7;
+    static constexpr int latest_schema_version = 8;
     int schema_version() const;
     std::filesystem::path path() const { return path_; }
 
@@ -144,6 +151,9 @@ public:
     pattern_record add_pattern(pattern_record p);
     std::vector<pattern_record> list_patterns() const;
     void pattern_used(std::int64_t id);
+    // Adds `count` to the error pattern (created when new); returns it as stored.
+    error_pattern_record add_error_pattern(const error_pattern_record& e);
+    std::vector<error_pattern_record> list_error_patterns(const std::string& stream) const;  // most recent first
     // SQLite's data_version: changes when another process (a `datavor serve`
     // next to a `datavor stream run`) commits to context.db.
     std::int64_t data_version() const;

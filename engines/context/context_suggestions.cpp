@@ -18,7 +18,7 @@ std::int64_t now_s() {
 constexpr const char* suggestion_columns =
     "SELECT id, stream, table_name, kind, column_name, old_type, new_type, position, schema_version, action, "
     "action_type, message, status, decided_by, pattern_id, rule_id, kept_rows, backfilled, note, detected_at, "
-    "decided_at FROM suggestions";
+    "decided_at, error_code FROM suggestions";
 
 suggestion_record read_suggestion(SQLite::Statement& q) {
     suggestion_record s;
@@ -44,6 +44,7 @@ suggestion_record read_suggestion(SQLite::Statement& q) {
     s.note = q.getColumn(i++).getString();
     s.detected_at = q.getColumn(i++).getInt64();
     s.decided_at = q.getColumn(i++).getInt64();
+    s.error_code = q.getColumn(i++).getString();
     return s;
 }
 
@@ -55,7 +56,7 @@ suggestion_record context_store::add_suggestion(suggestion_record s) {
     if (s.status != "pending") s.decided_at = s.detected_at;
     SQLite::Statement q(*db_, "INSERT INTO suggestions(stream, table_name, kind, column_name, old_type, new_type, "
                               "position, schema_version, action, action_type, message, status, decided_by, pattern_id, "
-                              "rule_id, note, detected_at, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                              "rule_id, note, detected_at, decided_at, error_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     int i = 1;
     q.bind(i++, s.stream);
     q.bind(i++, s.table);
@@ -75,6 +76,7 @@ suggestion_record context_store::add_suggestion(suggestion_record s) {
     q.bind(i++, s.note);
     q.bind(i++, s.detected_at);
     q.bind(i++, s.decided_at);
+    q.bind(i++, s.error_code);
     q.exec();
     s.id = db_->getLastInsertRowid();
     return s;
@@ -225,6 +227,54 @@ void context_store::pattern_used(std::int64_t id) {
     q.bind(1, now_s());
     q.bind(2, id);
     q.exec();
+}
+
+error_pattern_record context_store::add_error_pattern(const error_pattern_record& e) {
+    std::lock_guard lock(mu_);
+    const auto now = now_s();
+    SQLite::Statement q(*db_, "INSERT INTO error_patterns(stream, table_name, error_class, code, column_name, message, count, "
+                              "first_seen, last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?8) ON CONFLICT(stream, table_name, "
+                              "error_class, code, column_name) DO UPDATE SET count = count + excluded.count, message = "
+                              "excluded.message, last_seen = excluded.last_seen "
+                              "RETURNING count, first_seen, last_seen");
+    q.bind(1, e.stream);
+    q.bind(2, e.table);
+    q.bind(3, e.error_class);
+    q.bind(4, e.code);
+    q.bind(5, e.column);
+    q.bind(6, e.message);
+    q.bind(7, e.count);
+    q.bind(8, now);
+    error_pattern_record out = e;
+    if (q.executeStep()) {
+        out.count = q.getColumn(0).getInt64();
+        out.first_seen = q.getColumn(1).getInt64();
+        out.last_seen = q.getColumn(2).getInt64();
+    }
+    return out;
+}
+
+std::vector<error_pattern_record> context_store::list_error_patterns(const std::string& stream) const {
+    std::lock_guard lock(mu_);
+    SQLite::Statement q(*db_, "SELECT stream, table_name, error_class, code, column_name, message, count, first_seen, "
+                              "last_seen FROM error_patterns WHERE ?1 = '' OR stream = ?1 ORDER BY last_seen DESC, count DESC");
+    q.bind(1, stream);
+    std::vector<error_pattern_record> out;
+    while (q.executeStep()) {
+        error_pattern_record e;
+        int i = 0;
+        e.stream = q.getColumn(i++).getString();
+        e.table = q.getColumn(i++).getString();
+        e.error_class = q.getColumn(i++).getString();
+        e.code = q.getColumn(i++).getString();
+        e.column = q.getColumn(i++).getString();
+        e.message = q.getColumn(i++).getString();
+        e.count = q.getColumn(i++).getInt64();
+        e.first_seen = q.getColumn(i++).getInt64();
+        e.last_seen = q.getColumn(i++).getInt64();
+        out.push_back(std::move(e));
+    }
+    return out;
 }
 
 std::int64_t context_store::data_version() const {

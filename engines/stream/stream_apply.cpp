@@ -144,6 +144,7 @@ void stream_runner::set_aside(const change_ref& r, const std::string& error_clas
 // the commit, a rolled-back batch would leave entries for rows that are
 // then applied, or set aside again, on the replay.)
 void stream_runner::commit_set_aside() {
+    note_rejects();
     if (ledger_)
         for (auto& e : pending_failed_) ledger_->append(std::move(e));
     pending_failed_.clear();

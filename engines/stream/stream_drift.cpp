@@ -8,6 +8,7 @@
 // change alters the target column and retries the rows set aside.
 #include "connectors/common/connector_error.hpp"
 #include "engines/context/context_store.hpp"
+#include "engines/ledger/ledger.hpp"
 #include "engines/stream/row_json.hpp"
 #include "engines/stream/stream_runner.hpp"
 #include "engines/suggest/suggest_engine.hpp"
@@ -77,21 +78,60 @@ asio::awaitable<void> stream_runner::apply_suggestions() {
                              s.column + " added to the target, " + std::to_string(rows) + " kept value(s) backfilled");
             continue;
         }
-        // type_change: the target column takes the new type, then the rows
-        // the old type rejected are tried again.
+        // type_change: the target column takes the new type; target_rejects:
+        // the target's narrower columns are widened. Then the rows the target
+        // rejected are tried again.
         const auto target = target_of(src->second);
         std::string outcome;
         try {
-            co_await sink_->alter_column_type(target, s.column);
-            outcome = "target column " + s.column + " altered to " + s.new_type;
+            if (s.kind == "type_change") {
+                co_await sink_->alter_column_type(target, s.column);
+                outcome = "target column " + s.column + " altered to " + s.new_type;
+            } else {
+                const auto changed = co_await sink_->widen_columns(target);
+                for (const auto& c : changed) outcome += (outcome.empty() ? "" : ", ") + c;
+                outcome = changed.empty() ? "no column of " + target->qualified() + " is narrower than the source's"
+                                          : "widened " + target->qualified() + " " + outcome;
+            }
         } catch (const connector_error& e) {
             if (e.kind() == failure_kind::transient) throw;
-            outcome = "the target refused to alter column " + s.column + " to " + s.new_type + ": " + e.what();
+            outcome = "the target refused to change " + target->qualified() + ": " + e.what();
         }
         settings_.suggest->applied(s, 0, outcome);
         log_("info", "stream " + settings_.name + ": suggestion " + std::to_string(s.id) + ": " + outcome);
-        prepared_.erase(target->relation_id);  // statements re-prepared for the new type
+        prepared_.erase(target->relation_id);  // statements re-prepared for the new types
         if (ledger_) co_await retry(std::make_shared<retry_outcome>(), {});
+    }
+}
+
+// Rows set aside in the batch that just committed, grouped by table, class
+// and code, for the error patterns (and target_rejects suggestions).
+void stream_runner::note_rejects() {
+    if (!settings_.suggest || pending_failed_.empty()) return;
+    std::map<std::tuple<std::string, std::string, std::string>, suggest::reject_group> groups;
+    for (const auto& e : pending_failed_) {
+        auto& g = groups[{e.table, e.error_class, e.code}];
+        g.table = e.table;
+        g.error_class = e.error_class;
+        g.code = e.code;
+        g.message = e.message;
+        ++g.count;
+    }
+    std::vector<suggest::reject_group> list;
+    for (auto& [k, g] : groups) {
+        for (const auto& [name, schema] : source_schemas_)
+            if (target_of(schema)->qualified() == g.table) g.source_table = name;
+        list.push_back(std::move(g));
+    }
+    try {
+        const auto created = settings_.suggest->on_rejects(settings_.name, list);
+        for (const auto& sug : created) {
+            log_("warning", "stream " + settings_.name + ": suggestion " + std::to_string(sug.id) + ": " + sug.message);
+            if (sug.status == "auto_accepted") apply_suggestions_ = true;
+        }
+        if (!created.empty() && settings_.on_suggestion) settings_.on_suggestion();
+    } catch (const std::exception& e) {
+        log_("warning", "stream " + settings_.name + ": cannot record error patterns in context.db (" + e.what() + ")");
     }
 }
 

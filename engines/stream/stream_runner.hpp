@@ -254,6 +254,7 @@ private:
     // accepted ones carried out.
     void keep_withheld(const connectors::change_event& c, const rules::table_rules& compiled);
     void flush_kept();
+    void note_rejects();
     boost::asio::awaitable<void> apply_suggestions();
     boost::asio::awaitable<std::int64_t> backfill(const context::suggestion_record& s,
                                                   std::shared_ptr<const connectors::table_schema> source);

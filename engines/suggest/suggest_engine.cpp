@@ -97,6 +97,9 @@ std::string describe(const pattern_record& p) {
         return p.old_type + " to " + p.new_type + " type changes" + on +
                (yes ? "alter the target column" : "keep the target type");
     if (p.kind == "dropped_column") return "dropped columns" + on + "keep the target column";
+    if (p.kind == "target_rejects")
+        return "values too wide for the target (" + p.new_type + ")" + on +
+               (yes ? "widen the target's columns and retry" : "leave them set aside");
     return p.kind + on + (yes ? "acknowledge" : "reject");
 }
 
@@ -121,6 +124,7 @@ std::optional<pattern_record> suggest_engine::matching_pattern(const suggestion_
     for (const auto& p : ctx_.list_patterns()) {  // newest first: the latest decision wins
         if (p.kind != s.kind || !rules::table_matches(p.table_pattern, t)) continue;
         if ((s.kind == "new_column" || s.kind == "type_change") && p.new_type != s.new_type) continue;
+        if (s.kind == "target_rejects" && p.new_type != s.error_code) continue;
         if (s.kind == "type_change" && p.old_type != s.old_type) continue;
         return p;
     }
@@ -168,6 +172,78 @@ drift_outcome suggest_engine::on_schema(const std::string& stream, const connect
     return out;
 }
 
+namespace {
+// The column an error names, when it does: PostgreSQL's `column "x"`,
+// SQLite's `constraint failed: t.x`.
+std::string column_named(const std::string& message) {
+    if (auto at = message.find("column \""); at != std::string::npos) {
+        at += 8;
+        const auto end = message.find('"', at);
+        if (end != std::string::npos) return message.substr(at, end - at);
+    }
+    if (auto at = message.find("constraint failed: "); at != std::string::npos) {
+        auto name = message.substr(at + 19);
+        name = name.substr(0, name.find_first_of(", "));
+        const auto dot = name.rfind('.');
+        return dot == std::string::npos ? name : name.substr(dot + 1);
+    }
+    return {};
+}
+}  // namespace
+
+std::vector<suggestion_record> suggest_engine::on_rejects(const std::string& stream, const std::vector<reject_group>& groups) {
+    std::vector<suggestion_record> out;
+    const auto rec = ctx_.find_stream(stream);
+    const std::string autopilot = rec ? rec->autopilot : "suggest";
+    for (auto g : groups) {
+        if (g.error_class == "held" || g.count <= 0) continue;
+        // libpq's "ERROR:  …\n" → the first line, without the severity.
+        if (g.message.starts_with("ERROR:")) g.message.erase(0, g.message.find_first_not_of(' ', 6));
+        g.message = g.message.substr(0, g.message.find('\n'));
+        context::error_pattern_record e;
+        e.stream = stream;
+        e.table = g.table;
+        e.error_class = g.code.starts_with("rule:") ? "rule" : g.error_class;
+        e.code = g.code;
+        e.column = column_named(g.message);
+        e.message = g.message.substr(0, 500);
+        e.count = g.count;
+        const auto stored = ctx_.add_error_pattern(e);
+        if (g.code != "22001" && g.code != "22003") continue;
+        bool known = false;
+        for (const auto& s : ctx_.list_suggestions(stream, ""))
+            known |= s.kind == "target_rejects" && s.table == g.source_table && s.error_code == g.code &&
+                     (s.status == "pending" || s.status == "rejected" || s.status == "auto_rejected");
+        if (known || g.source_table.empty()) continue;
+        suggestion_record s;
+        s.stream = stream;
+        s.table = g.source_table;
+        s.kind = "target_rejects";
+        s.column = stored.column;
+        s.error_code = g.code;
+        s.action = "widen_target_columns";
+        s.position = "";
+        s.message = std::to_string(stored.count) + " change(s) to " + g.table + " were rejected by the target: " +
+                    g.message.substr(0, 200) + " (SQLSTATE " + g.code +
+                    "). A target column is narrower than the source's (a table made before the stream, or by hand); "
+                    "the rows are set aside in the ledger, not lost. Accept: widen the target's columns to the "
+                    "source's types and retry the rows set aside. Reject: leave them set aside (retry_failed or "
+                    "dismiss_failed later).";
+        const auto pattern = matching_pattern(s);
+        if (pattern)
+            s.message += " Similar past decision: pattern " + std::to_string(pattern->id) + " (" + describe(*pattern) + ").";
+        s = ctx_.add_suggestion(s);
+        record(stream, "suggestion", "suggestion " + std::to_string(s.id) + ": " + s.message, suggestion_json(s), s.table, "");
+        if ((autopilot == "learned" && pattern) || autopilot == "all") {
+            auto decided = decide(s, pattern ? pattern->decision == "accept" : true, "", "", pattern ? "pattern" : "autopilot",
+                                  pattern ? &*pattern : nullptr);
+            if (decided.suggestion) s = *decided.suggestion;
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
 std::vector<rules::rule> suggest_engine::withholds(const std::string& stream) const {
     std::vector<rules::rule> out;
     for (const auto& s : ctx_.list_suggestions(stream, "pending")) {
@@ -189,7 +265,8 @@ std::vector<suggestion_record> suggest_engine::to_apply(const std::string& strea
     for (const auto& s : ctx_.list_suggestions(stream, "")) {
         if (s.backfilled >= 0) continue;
         if (s.status != "accepted" && s.status != "auto_accepted") continue;
-        if (s.kind == "new_column" || s.kind == "type_change") out.insert(out.begin(), s);  // oldest first
+        if (s.kind == "new_column" || s.kind == "type_change" || s.kind == "target_rejects")
+            out.insert(out.begin(), s);  // oldest first
     }
     return out;
 }
@@ -260,14 +337,17 @@ decision suggest_engine::decide(suggestion_record s, bool accept, const std::str
     }
     if (s.kind == "new_column" && !accept) ctx_.drop_kept_values(s.id);
     // Nothing to carry out in the target: done now.
-    if (s.kind != "new_column" && !(s.kind == "type_change" && accept)) ctx_.finish_backfill(s.id, 0);
+    if (s.kind != "new_column" && !((s.kind == "type_change" || s.kind == "target_rejects") && accept))
+        ctx_.finish_backfill(s.id, 0);
     if (pattern) ctx_.pattern_used(pattern->id);
     if (user) {
         pattern_record p;
         p.kind = s.kind;
         p.table_pattern = schema_of(s.table) + ".*";
         p.old_type = s.kind == "type_change" ? s.old_type : "";
-        p.new_type = s.kind == "new_column" || s.kind == "type_change" ? s.new_type : "";
+        p.new_type = s.kind == "new_column" || s.kind == "type_change" ? s.new_type
+                     : s.kind == "target_rejects"                         ? s.error_code
+                                                                          : "";
         p.decision = accept ? "accept" : "reject";
         p.action_type = accept && s.kind == "new_column" ? s.action_type : "";
         p.from_suggestion = s.id;

@@ -32,6 +32,14 @@ struct drift_outcome {
     bool rules_changed = false;  // the stream must reload its rules before the next change
 };
 
+// Changes the target rejected in one committed batch, grouped.
+struct reject_group {
+    std::string table;         // schema.table in the target
+    std::string source_table;  // schema.table at the source ("" when unknown)
+    std::string error_class, code, message;
+    std::int64_t count = 0;
+};
+
 struct decision {
     std::optional<context::suggestion_record> suggestion;  // as decided
     std::optional<context::pattern_record> pattern;        // learned from it (a user's decision)
@@ -48,6 +56,11 @@ public:
     // drift against the previous version into suggestions.
     drift_outcome on_schema(const std::string& stream, const connectors::table_schema& t, const std::string& position,
                             const std::string& origin);
+    // Rows set aside: counted in the error patterns; a value the target's
+    // column is too narrow for (SQLSTATE 22001, 22003) becomes a
+    // target_rejects suggestion (widen the target's columns, then retry),
+    // once per stream, table and code while one is pending or was rejected.
+    std::vector<context::suggestion_record> on_rejects(const std::string& stream, const std::vector<reject_group>& groups);
     // Rules (kind "withhold", id = -suggestion id) that keep each pending new
     // column out of the target while its values are kept aside.
     std::vector<rules::rule> withholds(const std::string& stream) const;

@@ -13,7 +13,10 @@
 //  3. A type change and a dropped column become suggestions; nothing crashes
 //     and no value is lost (the PostgreSQL target rejects the wider values
 //     until the accept alters its column, then the rows set aside go in).
-//  4. Suggestions, patterns, saved rules and kept values survive a restart.
+//  4. Rows a target column made beforehand is too narrow for are set aside,
+//     counted as an error pattern and turned into a suggestion whose accept
+//     widens the column and retries them.
+//  5. Suggestions, patterns, saved rules and kept values survive a restart.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -235,7 +238,55 @@ describe('suggestion engine: schema drift on a live stream', () => {
     }
   });
 
-  it('4. suggestions, patterns, rules and kept values survive a restart', { timeout: 180000 }, async () => {
+  it('4. values too wide for a target column made beforehand: an error pattern and a suggestion that widens it and retries', { timeout: 180000 }, async () => {
+    const { pg, srv } = s;
+    const lake = `dv_lake5_${U}`;
+    const pgStream = `sugnarrow_${U}`;
+    const people = `dv_people_${U}`;
+    await psql(pg, `CREATE DATABASE ${lake};`);
+    try {
+      await psql(pg, `CREATE TABLE ${people} (id int PRIMARY KEY, name text, score int); INSERT INTO ${people} VALUES (1, 'Ann', 1);`);
+      // The team made the target table first, with a narrower column.
+      await psql(pg, `CREATE TABLE ${people} (id int PRIMARY KEY, name varchar(5), score int);`, { db: lake });
+      const lakeUrl = s.pg.url.replace(/\/[^/?]*(\?|$)/, `/${lake}$1`);
+      await srv.callOk('add_connection', { name: 'lake5', url: lakeUrl, password: s.pg.password, sslmode: 'disable' });
+      await srv.callOk('start_stream', { name: pgStream, source: 'pg', target: 'lake5', tables: [people] });
+      await waitForStream(srv, pgStream, (x) => x.state === 'streaming', CATCH_UP_MS, 'streaming');
+      await psql(pg, `BEGIN; INSERT INTO ${people} VALUES (2, 'Bartholomew', 2), (3, 'Cy', 3); UPDATE ${people} SET name = 'Annabelle-Marie' WHERE id = 1; COMMIT;`);
+      const sug = await waitUntil(
+        async () => (await srv.callOk('list_suggestions', { stream: pgStream })).suggestions.find((x) => x.kind === 'target_rejects') ?? null,
+        CATCH_UP_MS,
+        'the target_rejects suggestion',
+        () => srv.describe(),
+      );
+      assert.equal(sug.error_code, '22001');
+      assert.equal(sug.action, 'widen_target_columns');
+      assert.equal(sug.table, `public.${people}`);
+      assert.match(sug.message, /2 change\(s\) to public\.dv_people_.* were rejected by the target: value too long/);
+      const { error_patterns: errs } = await srv.callOk('list_suggestions', { stream: pgStream });
+      assert.deepEqual(errs.map((e) => [e.table, e.error_class, e.code, e.count]), [[`public.${people}`, 'data', '22001', 2]]);
+      await waitUntil(async () => (await psql(pg, `SELECT count(*) FROM ${people} WHERE id = 3;`, { db: lake })).trim() === '1', CATCH_UP_MS, 'row 3 flows');
+      await srv.callOk('accept_suggestion', { id: sug.id });
+      await waitUntil(
+        async () => (await psql(pg, `SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM ${people};`, { db: lake })).trim() === '1=Annabelle-Marie,2=Bartholomew,3=Cy',
+        CATCH_UP_MS,
+        'the rejected rows retried into the widened column',
+        () => srv.describe(),
+      );
+      assert.equal((await psql(pg, `SELECT data_type FROM information_schema.columns WHERE table_name = '${people}' AND column_name = 'name';`, { db: lake })).trim(), 'text');
+      assert.equal((await psql(pg, `SELECT data_type FROM information_schema.columns WHERE table_name = '${people}' AND column_name = 'score';`, { db: lake })).trim(), 'integer', 'only the narrower column changes');
+      const done = (await srv.callOk('list_suggestions', { stream: pgStream })).suggestions.find((x) => x.id === sug.id);
+      assert.equal(done.applied, true);
+      await srv.callOk('stop_stream', { name: pgStream, drop_slot: true });
+    } finally {
+      await srv.call('stop_stream', { name: pgStream }).catch(() => {});
+      await cleanupSource(pg, { slots: [`datavor_${pgStream}`], publications: [`datavor_${pgStream}`], sql: `DROP TABLE IF EXISTS ${people};` });
+      await psql(pg, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${lake}';`).catch(() => {});
+      await psql(pg, `DROP DATABASE IF EXISTS ${lake};`).catch(() => {});
+    }
+  });
+
+  it('5. suggestions, patterns, rules and kept values survive a restart', { timeout: 180000 }, async () => {
     const { pg } = s;
     const before = await s.srv.callOk('list_suggestions', { stream });
     await s.srv.close();
