@@ -87,6 +87,7 @@ rl::rule rule_of(const json_value& args, std::string stream, std::string table) 
                 o.AddMember(str(k == "minutes" ? "window_minutes" : k, al), v, al);
             }
         if (auto hook = string_member(args, "webhook")) o.AddMember("webhook", str(std::string(*hook), al), al);
+        if (const auto* t = member(args, "to_target"); t && t->IsBool() && t->GetBool()) o.AddMember("to_target", true, al);
         if (o.MemberCount() > 0) r.options = to_json(o);
     }
     if (r.kind == "cast" && r.on_fail.empty()) r.on_fail = "null";

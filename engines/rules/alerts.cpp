@@ -63,6 +63,10 @@ std::string parse_window(const std::string& options_json, window_spec& w) {
         if (!notify::parse_http_url(d["webhook"].GetString(), why)) return why;
         w.webhook = d["webhook"].GetString();
     }
+    if (d.HasMember("to_target")) {
+        if (!d["to_target"].IsBool()) return "to_target must be true or false";
+        w.to_target = d["to_target"].GetBool();
+    }
     for (auto e : {int_of("window_minutes", minutes, 1, 24 * 60), str_of("by", w.by), int_of("min_count", w.min_count, 1, 1000000),
                    str_of("distinct", w.distinct), int_of("min_distinct", w.min_distinct, 1, 1000000), str_of("sum", w.sum)})
         if (!e.empty()) return e;
@@ -79,8 +83,9 @@ std::string parse_window(const std::string& options_json, window_spec& w) {
     for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
         const std::string k = it->name.GetString();
         if (k != "window_minutes" && k != "by" && k != "min_count" && k != "distinct" && k != "min_distinct" && k != "sum" &&
-            k != "min_sum" && k != "webhook")
-            return "unknown option " + k + " (window_minutes, by, min_count, distinct, min_distinct, sum, min_sum, webhook)";
+            k != "min_sum" && k != "webhook" && k != "to_target")
+            return "unknown option " + k +
+                   " (window_minutes, by, min_count, distinct, min_distinct, sum, min_sum, webhook, to_target)";
     }
     return {};
 }
@@ -149,7 +154,7 @@ std::optional<alert_event> alert_rule::feed(const change_event& c, std::int64_t 
         if (st.firing) return std::nullopt;
         st.firing = true;
         alert_event e{rule_id_, table_, row_key, "alert " + name_ + ": " + table_ + " " + row_key + " now matches " + condition_text_,
-                      "{\"row\":" + row_key + "}", commit_time_us, window_.webhook};
+                      "{\"row\":" + row_key + "}", commit_time_us, window_.webhook, window_.to_target};
         return e;
     }
     if (c.op == change_op::erase || !condition_->evaluate(c, ev).truthy()) return std::nullopt;
@@ -194,7 +199,7 @@ std::optional<alert_event> alert_rule::feed(const change_event& c, std::int64_t 
     }
     alert_event e{rule_id_, table_, "{" + json_quote(window_.by) + ":" + json_quote(by->data) + "}",
                   "alert " + name_ + ": " + table_ + " " + window_.by + " " + by->data + ": " + what, details + ",\"row\":" + row_key + "}",
-                  commit_time_us, window_.webhook};
+                  commit_time_us, window_.webhook, window_.to_target};
     return e;
 }
 

@@ -39,6 +39,7 @@ struct window_spec {
     std::string sum;  // optional: a column summed
     double min_sum = 0;
     std::string webhook;  // optional: http:// URL that gets each alert as a JSON POST
+    bool to_target = false;  // optional: a row in the target's _datavor_alerts table too
 };
 
 // Parses the alert options JSON ({"window_minutes":8,"by":"card_id","min_count":11,
@@ -54,6 +55,7 @@ struct alert_event {
     std::string details;  // JSON object: the values that made it fire
     std::int64_t commit_time_us = 0;
     std::string webhook;  // where to POST it, if anywhere
+    bool to_target = false;  // written to the target's _datavor_alerts table with the batch
 };
 
 // One alert rule bound to one table version.

@@ -30,6 +30,7 @@
 #include "engines/rules/expr.hpp"
 
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -129,6 +130,12 @@ public:
                                bool backfill = false);
     // Alerts raised since the last call.
     std::vector<alert_event> take_alerts() { return std::exchange(alerts_out_, {}); }
+    const std::vector<alert_event>& pending_alerts() const { return alerts_out_; }
+    // Alerts raised under the rules this set replaces mid-batch, emitted with its own.
+    void adopt_alerts(std::vector<alert_event> earlier) {
+        earlier.insert(earlier.end(), std::make_move_iterator(alerts_out_.begin()), std::make_move_iterator(alerts_out_.end()));
+        alerts_out_ = std::move(earlier);
+    }
     const std::vector<rule>& rules() const { return rules_; }
     // Changes each rule touched since the last call, as JSON members
     // ("rules":{"<id>":n,…}), or "" when none; resets the counts.

@@ -311,6 +311,8 @@ asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> tx
     const lsn from = committed_;
     const lsn position = txns.back().end_lsn;
     for (auto& t : txns) apply_rules(t.changes, t);  // filters, masks, casts…: what the target gets
+    // Alerts of rules with to_target land in the target with the batch.
+    for (auto& row : alert_rows()) txns.back().changes.push_back(std::move(row));
     // Changes to held keys wait behind the failed change before them.
     if (!held_.empty())
         for (auto& t : txns) {
@@ -425,6 +427,11 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
             log_("info", "stream " + settings_.name + ": large transaction " + std::to_string(txn.xid) + " at " +
                              std::to_string(summary.changes) + " of " + std::to_string(total) + " changes");
         }
+    }
+    if (auto rows = alert_rows(); !rows.empty()) {  // in the same target transaction
+        co_await prepare_tables(rows);
+        summary.count(rows);
+        co_await sink_->apply_changes(std::move(rows));
     }
     co_await sink_->commit_transaction(txn.end_lsn);
     committed_ = txn.end_lsn;

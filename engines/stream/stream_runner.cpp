@@ -471,7 +471,11 @@ void stream_runner::note_schema(const std::shared_ptr<const table_schema>& t, ls
         if (sug.status == "auto_accepted" && sug.backfilled < 0) apply_suggestions_ = true;
     }
     if (out.rules_changed && settings_.load_rules) {
-        rules_ = settings_.load_rules();  // before this change is transformed
+        // Before this change is transformed; alerts raised earlier in the batch are kept.
+        auto next = settings_.load_rules();
+        if (!next) next = std::make_shared<rules::rule_set>();
+        if (rules_) next->adopt_alerts(rules_->take_alerts());
+        rules_ = std::move(next);
         log_("info", "stream " + settings_.name + ": rules reloaded after drift on " + t->qualified());
     }
     if (!out.created.empty() && settings_.on_suggestion) settings_.on_suggestion();
@@ -525,9 +529,60 @@ void stream_runner::apply_rules(snapshot_batch& batch) {
     flush_kept();
 }
 
+namespace {
+// The target's alerts table: one row per alert of a rule with to_target.
+std::shared_ptr<const table_schema> alerts_table() {
+    static const std::shared_ptr<const table_schema> table = [] {
+        auto t = std::make_shared<table_schema>();
+        t->relation_id = 0xFFFFFF01;  // not a PostgreSQL relation: a table Datavor owns
+        t->schema = "public";
+        t->name = "_datavor_alerts";
+        t->version = 1;
+        auto col = [&](const char* name, std::uint32_t oid, const char* type, bool key = false) {
+            column_def c;
+            c.name = name;
+            c.type_oid = oid;
+            c.type_name = type;
+            c.key = key;
+            c.nullable = !key;
+            t->columns.push_back(std::move(c));
+        };
+        col("alert_id", 25, "text", true);  // stream/rule/commit time/key: the same alert replayed is one row
+        col("stream", 25, "text");
+        col("rule_id", 20, "bigint");
+        col("table_name", 25, "text");
+        col("row_key", 25, "text");
+        col("message", 25, "text");
+        col("details", 25, "text");
+        col("commit_time_us", 20, "bigint");
+        return t;
+    }();
+    return table;
+}
+}  // namespace
+
+std::vector<change_event> stream_runner::alert_rows() {
+    std::vector<change_event> out;
+    if (!rules_) return out;
+    const auto& pending = rules_->pending_alerts();
+    for (std::size_t i = alerts_in_target_; i < pending.size(); ++i) {
+        const auto& a = pending[i];
+        if (!a.to_target) continue;
+        change_event c{alerts_table(), change_op::insert, std::nullopt, {}};
+        auto text = [](std::string s) { return value::text_value(std::move(s)); };
+        c.after = {text(settings_.name + "/" + std::to_string(a.rule_id) + "/" + std::to_string(a.commit_time_us) + "/" + a.key),
+                   text(settings_.name), text(std::to_string(a.rule_id)), text(a.table), text(a.key), text(a.message),
+                   text(a.details), text(std::to_string(a.commit_time_us))};
+        out.push_back(std::move(c));
+    }
+    alerts_in_target_ = pending.size();
+    return out;
+}
+
 // Alerts raised by the changes just committed: into the ledger, the log (an
 // MCP logging notification) and the alert hook (resources/updated).
 void stream_runner::emit_alerts() {
+    alerts_in_target_ = 0;
     if (!rules_) return;
     for (auto& a : rules_->take_alerts()) {
         log_("warning", "stream " + settings_.name + ": " + a.message);

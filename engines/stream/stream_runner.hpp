@@ -249,6 +249,11 @@ private:
                      bool record_rejects = true);
     void apply_rules(connectors::snapshot_batch& batch);
     void emit_alerts();
+    // Inserts into the target's _datavor_alerts for the alerts raised so far
+    // whose rule asks for it (to_target); taken once (they are still emitted
+    // after the commit).
+    std::vector<connectors::change_event> alert_rows();
+    std::size_t alerts_in_target_ = 0;  // of rules_->pending_alerts(), already turned into rows
     void note_schema(const std::shared_ptr<const connectors::table_schema>& t, connectors::lsn at, const char* origin);
     // Suggestions (stream_drift.cpp): values of withheld columns kept aside,
     // accepted ones carried out.

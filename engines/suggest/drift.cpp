@@ -59,7 +59,9 @@ std::vector<drift> diff(const std::vector<column_info>& before, const std::vecto
     for (const auto& a : after) {
         const auto* b = find(before, a.name);
         if (!b) {
-            out.push_back({drift_kind::new_column, a.name, "", a.type, a.nullable});
+            // A new key column is part of the key change below: it cannot be
+            // withheld (changes are matched by it), so it is not a new_column.
+            if (!a.key) out.push_back({drift_kind::new_column, a.name, "", a.type, a.nullable});
             continue;
         }
         if (b->type != a.type) out.push_back({drift_kind::type_change, a.name, b->type, a.type, a.nullable});
@@ -68,8 +70,8 @@ std::vector<drift> diff(const std::vector<column_info>& before, const std::vecto
     for (const auto& b : before)
         if (!find(after, b.name)) out.push_back({drift_kind::dropped_column, b.name, b.type, "", b.nullable});
     const auto old_key = key_of(before), new_key = key_of(after);
-    // A key column dropped or added already shows; a key that changed over
-    // existing columns shows here.
+    // The key's columns changed: over existing columns, or a key column
+    // added (it streams at once) or dropped.
     if (old_key != new_key) out.push_back({drift_kind::key_change, new_key, old_key, "", true});
     return out;
 }

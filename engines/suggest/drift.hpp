@@ -33,6 +33,7 @@ struct drift {
 };
 
 // Columns are matched by name (a rename shows as a drop and a new column).
+// A new column that is part of the key is reported only as a key_change.
 std::vector<drift> diff(const std::vector<column_info>& before, const std::vector<column_info>& after);
 
 }  // namespace datavor::engines::suggest

@@ -120,18 +120,14 @@ TEST_CASE("drift: a key that moves over existing columns is one key change namin
     }
 }
 
-TEST_CASE("drift: a new key column shows as a new column and as a key change", "[suggest]") {
-    // Documents what diff() does today: the key change is reported too, even
-    // though the key column's arrival already shows as a new column.
+TEST_CASE("drift: a new key column shows only as a key change (it cannot be withheld)", "[suggest]") {
     const std::vector<column_info> before{key_col("id", "integer")};
     const std::vector<column_info> after{key_col("id", "integer"), key_col("tenant", "integer")};
     const auto d = diff(before, after);
-    REQUIRE(d.size() == 2);
-    CHECK(d[0].kind == drift_kind::new_column);
-    CHECK(d[0].column == "tenant");
-    CHECK(d[1].kind == drift_kind::key_change);
-    CHECK(d[1].column == "id, tenant");
-    CHECK(d[1].old_type == "id");
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].kind == drift_kind::key_change);
+    CHECK(d[0].column == "id, tenant");
+    CHECK(d[0].old_type == "id");
 }
 
 TEST_CASE("drift: a renamed column shows as a new column and a dropped one", "[suggest]") {

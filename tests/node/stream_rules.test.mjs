@@ -278,9 +278,11 @@ describe('rules: filter, mask and drop', () => {
           condition: 'amount > 0',
           window: { minutes: 8, by: 'card_id', min_count: 11, distinct: 'country', min_distinct: 3 },
           note: 'card velocity',
+          to_target: true,
         })
       ).rule;
       assert.equal(velocity.window.window_minutes, 8);
+      assert.equal(velocity.window.to_target, true);
       await srv.client.setLoggingLevel('info');
       await srv.callOk('start_stream', { name: stream, source: 'pg', target: `sqlite:${target}`, tables: [inv, tx] });
       await waitForStream(srv, stream, (x) => x.state === 'streaming', CATCH_UP_MS, 'snapshot done');
@@ -324,6 +326,11 @@ describe('rules: filter, mask and drop', () => {
         assert.match(r.body.message, /low stock/);
       }
       await s.closeHook();
+      // to_target: the velocity alert is a row of the target's alerts table
+      // (the low-stock rule did not ask for one).
+      const rows = (await sqlite(target, `SELECT rule_id || '|' || row_key || '|' || message FROM _datavor_alerts ORDER BY commit_time_us;`)).trim().split('\n');
+      assert.equal(rows.length, 1, rows.join('\n'));
+      assert.match(rows[0], new RegExp(`^${velocity.id}\\|\\{"card_id":"card-A"\\}\\|.*card velocity`));
       // The resource lists them too.
       const res = await srv.client.readResource({ uri: 'datavor://alerts' });
       assert.equal(JSON.parse(res.contents[0].text).alerts.filter((a) => a.stream === stream).length, 3);
