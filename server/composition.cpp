@@ -116,7 +116,8 @@ void application::register_product(mcp_server& server) {
                                               }});
     register_ledger_tools(server, ledger_deps{ledger(), *parts_->streams, parts_->context});
     register_rule_tools(server, rule_deps{parts_->context, *parts_->streams, ledger(),
-                                          [this](const std::string& stream) { return stream_salt(stream); }});
+                                          [this](const std::string& stream) { return stream_salt(stream); },
+                                          [this](const std::string& stream) { return suggest().withholds(stream); }});
     parts_->alert_hook = [srv] { srv->notify_resource_updated("datavor://alerts"); };
     parts_->suggestion_hook = [srv] { srv->notify_resource_updated("datavor://suggestions"); };
     register_suggestion_tools(server, suggestion_deps{suggest(), *parts_->streams});

@@ -212,6 +212,80 @@ connectors::row row_of(const connectors::table_schema& t, const json_value& valu
     return r;
 }
 
+const char* op_name(connectors::change_op op) {
+    switch (op) {
+    case connectors::change_op::insert: return "insert";
+    case connectors::change_op::update: return "update";
+    case connectors::change_op::erase: return "delete";
+    case connectors::change_op::truncate: return "truncate";
+    case connectors::change_op::read: return "snapshot";
+    }
+    return "?";
+}
+
+// test_rule without rows: the rule, after the stream's saved rules, on the
+// stream's latest changes of the table. What the target would get, so the
+// saved masks apply: no raw masked value is shown.
+json_doc test_on_recent(rule_deps& d, const std::string& stream, const std::string& table, rl::rule r) {
+    auto recent = d.manager.recent_changes(stream, table);
+    if (!recent)
+        return text_result("Stream " + stream + " is not running in this server, so it has no recent changes to try the rule "
+                           "on: pass sample rows (rows), or start the stream.",
+                           true);
+    if (recent->empty())
+        return text_result("Stream " + stream + " has streamed no change to " + table +
+                               " since it started: pass sample rows (rows), or try again once it has.",
+                           true);
+    auto saved = d.context.list_rules(stream);
+    if (d.withholds_of)
+        for (auto& w : d.withholds_of(stream)) saved.push_back(std::move(w));
+    std::int64_t id = 1;
+    for (const auto& s : saved) id = std::max(id, s.id + 1);
+    r.id = id;
+    saved.push_back(r);
+    rl::rule_set set(std::move(saved), d.salt_of ? d.salt_of(stream) : std::string(), 0);
+    const auto source = recent->back().table;
+    const auto& compiled = set.for_table(source);
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    json_value warnings(rapidjson::kArrayType);
+    for (const auto& w : compiled.warnings()) warnings.PushBack(str(w, a), a);
+    out.AddMember("warnings", warnings, a);
+    out.AddMember("target_table", str(compiled.target()->qualified(), a), a);
+    json_value target_cols(rapidjson::kArrayType);
+    for (const auto& c : compiled.target()->columns) {
+        json_value o(rapidjson::kObjectType);
+        o.AddMember("name", str(c.name, a), a);
+        o.AddMember("type", str(c.type_name.empty() ? std::string("text") : c.type_name, a), a);
+        target_cols.PushBack(o, a);
+    }
+    out.AddMember("target_columns", target_cols, a);
+    json_value results(rapidjson::kArrayType);
+    std::int64_t time_us = 1;
+    for (auto& c : *recent) {
+        json_value res(rapidjson::kObjectType);
+        res.AddMember("op", str(op_name(c.op), a), a);
+        std::string why;
+        const auto outcome = set.apply(c, why, time_us += 1000000);
+        const std::string outcome_name = outcome == rl::table_rules::outcome::keep       ? "kept"
+                                         : outcome == rl::table_rules::outcome::filtered ? "filtered"
+                                                                                         : "set_aside";
+        res.AddMember("outcome", str(outcome_name, a), a);
+        if (!why.empty()) res.AddMember("reason", str(why, a), a);
+        if (outcome != rl::table_rules::outcome::filtered) {
+            if (!c.after.empty()) res.AddMember("after", row_json(*c.table, c.after, a), a);
+            if (c.before) res.AddMember("before", row_json(*c.table, *c.before, a), a);
+        }
+        json_value fired(rapidjson::kArrayType);
+        for (const auto& e : set.take_alerts()) fired.PushBack(str(e.message, a), a);
+        if (!fired.Empty()) res.AddMember("alerts", fired, a);
+        results.PushBack(res, a);
+    }
+    out.AddMember("results", results, a);
+    out.AddMember("source", "recent", a);
+    return structured_result(std::move(out));
+}
+
 boost::asio::awaitable<json_doc> test_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
     const std::string stream = opt(args, "stream");
     std::string table = opt(args, "table");
@@ -222,6 +296,7 @@ boost::asio::awaitable<json_doc> test_tool(rule_deps d, json_doc args, std::shar
         const std::string text = "The rule is not valid: " + why + ".";
         co_return text_result(text, true);
     }
+    if (!member(args, "rows")) co_return test_on_recent(d, stream, table, std::move(r));
     const auto history = d.context.schema_history(stream, table);
     if (history.empty()) {
         const std::string text = "No definition of " + table + " known for stream " + stream +
@@ -295,6 +370,7 @@ boost::asio::awaitable<json_doc> test_tool(rule_deps d, json_doc args, std::shar
         results.PushBack(res, a);
     }
     out.AddMember("results", results, a);
+    out.AddMember("source", "sample", a);
     co_return structured_result(std::move(out));
 }
 

@@ -15,6 +15,8 @@ struct rule_deps {
     engines::ledger::ledger& ledger;
     // The stream's secret mask salt (created when missing), for test_rule's masks.
     std::function<std::string(const std::string& stream)> salt_of;
+    // The internal rules that keep a stream's pending new columns out of the target (engines/suggest).
+    std::function<std::vector<engines::rules::rule>(const std::string& stream)> withholds_of;
 };
 
 void register_rule_tools(mcp_server& server, rule_deps deps);

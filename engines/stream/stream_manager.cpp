@@ -208,6 +208,14 @@ void stream_manager::reload_rules(const std::string& name) {
     if (it != streams_.end() && !it->second->done) it->second->runner->request_reload_rules();
 }
 
+std::optional<std::vector<connectors::change_event>> stream_manager::recent_changes(const std::string& name,
+                                                                                    const std::string& table) const {
+    std::lock_guard lock(mu_);
+    auto it = streams_.find(name);
+    if (it == streams_.end() || it->second->done) return std::nullopt;
+    return it->second->runner->recent_changes(table);
+}
+
 void stream_manager::apply_suggestions(const std::string& name) {
     std::lock_guard lock(mu_);
     auto it = streams_.find(name);

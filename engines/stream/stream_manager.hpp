@@ -51,6 +51,8 @@ public:
     void reload_holds(const std::string& name);
     // A running stream picks up its saved rules again between two batches.
     void reload_rules(const std::string& name);
+    // A running stream's latest source changes of a table; nullopt when it is not running here.
+    std::optional<std::vector<connectors::change_event>> recent_changes(const std::string& name, const std::string& table) const;
     // A running stream reloads its rules and carries out accepted suggestions between two batches.
     void apply_suggestions(const std::string& name);
     // Starts every saved stream whose state is running (process start).

@@ -175,6 +175,10 @@ public:
         apply_suggestions_ = true;
     }
     retry_outcome outcome(const std::shared_ptr<const retry_outcome>& handle) const;
+    // The latest source changes of a table (schema.table; as the source sent
+    // them, before any rule), sampled at most one per table per batch, the
+    // last 20: what test_rule tries a rule on. Thread-safe.
+    std::vector<connectors::change_event> recent_changes(const std::string& table) const;
 
 private:
     boost::asio::awaitable<void> run_steps();
@@ -269,6 +273,8 @@ private:
     std::map<std::string, std::shared_ptr<const connectors::table_schema>> source_schemas_;  // latest, by source name
     std::atomic<bool> apply_suggestions_{true};  // checked once after each open
     std::chrono::steady_clock::time_point context_checked_{};
+    std::map<std::string, std::deque<connectors::change_event>> recent_;  // guarded by mu_
+    void sample_recent(const std::vector<connectors::change_event>& changes);
     std::set<std::pair<std::uint32_t, std::uint64_t>> schemas_seen_;
     std::shared_ptr<const connectors::table_schema> target_of(const std::shared_ptr<const connectors::table_schema>& t);
     stream_settings settings_;

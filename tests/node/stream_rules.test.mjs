@@ -117,6 +117,20 @@ describe('rules: filter, mask and drop', () => {
       // keep_last:4
       assert.equal((await sqlite(target, `SELECT phone FROM "${table}" WHERE id = 12;`)).trim(), '*'.repeat(11) + '0012');
 
+      // test_rule without rows: a rule tried on the stream's latest changes,
+      // after its saved rules (so the masks hold in what it shows).
+      const dry = await ok('test_rule', { stream, table, rule: { kind: 'filter', condition: 'id % 2 = 0' } });
+      assert.equal(dry.source, 'recent');
+      assert.ok(dry.results.length >= 1, JSON.stringify(dry));
+      const last = dry.results[dry.results.length - 1];
+      assert.equal(last.op, 'delete', 'the last change to the table in that batch: the delete of id 3');
+      assert.deepEqual(dry.target_columns.map((c) => c.name), ['id', 'email', 'phone', 'status']);
+      for (const r of dry.results.filter((x) => x.after)) assert.match(r.after.email, /^[0-9a-f]{64}$/);
+      assert.equal((await ok('list_rules', { stream })).rules.length, 4, 'test_rule saved nothing');
+      const notRunning = await call('test_rule', { stream: 'no_such_stream', table, rule: { kind: 'filter', condition: 'true' } });
+      assert.equal(notRunning.isError, true);
+      assert.match(textOf(notRunning), /not running in this server/);
+
       // The raw values appear nowhere.
       await waitUntil(async () => (await ledgerEntries(srv, { stream, kind: 'failed' })).length === 1, CATCH_UP_MS, 'the rejected row in the ledger');
       const failed = (await ledgerEntries(srv, { stream, kind: 'failed' }))[0];
