@@ -29,6 +29,13 @@
 #            row in the ledger); clean with DATAVOR_LEDGER=batches (batch entries without
 #            the rows' SHA-256); clean with DATAVOR_LEDGER=off (no ledger). Checks: the
 #            target's rows, the ledger's batch/checksum/failed entries per mode.
+#   rules    Datavor -> SQLite, backlog style as faults, on RULES_ROWS inserts (default ROWS/2):
+#            the same load read with no rules and with 10 rules on t (2 filters that keep every
+#            row, 2 masks, 2 casts, a rename, 2 derived columns, an alert that never fires),
+#            added over MCP (add_rule through `datavor serve`) before the streams start; runs
+#            none, ten, ten, none; rules.{none,ten} is the faster run of each, and
+#            rules.ratio_ten_none their ratio (goal >= 0.85). Checks the 10-rule targets hold
+#            what the rules make (renamed and derived columns, masked values, no alert).
 #   large    ONE transaction: INSERT ... SELECT of LARGE_ROWS rows from generate_series,
 #            then UPDATE of every tenth row (a = a + 1), then COMMIT, while the consumer
 #            streams: Datavor -> SQLite, -> JSON lines (a FIFO read by `wc -l`, which
@@ -46,8 +53,8 @@
 #
 # Options: --rows N (default 1000000, a multiple of 1000), --snapshot-rows N
 # (default 2*ROWS), --latency-seconds S (default 20), --rates "1000 10000",
-# --large-rows N (default 10000000), --skip PHASE[,PHASE] (backlog, live, pgcopydb,
-# latency, snapshot, faults, large),
+# --large-rows N (default 10000000), --rules-rows N (default ROWS/2, a multiple of 1000),
+# --skip PHASE[,PHASE] (backlog, live, pgcopydb, latency, snapshot, faults, rules, large),
 # --profile (only: datavor → SQLite under valgrind --tool=callgrind, ROWS=100000 inserts
 # + updates while streaming, then a --snapshot only of 2*ROWS rows; prints the top
 # inclusive and self-cost functions, saves the callgrind files under build/bench/).
@@ -921,6 +928,164 @@ SQL
   _bp_reset_src
 }
 
+# ------------------------------------------------------------------ rules
+
+# The ten rules of the `rules` phase, as add_rule arguments (MCP). They keep every row and do
+# real work on every change: two filters that hold for every row, a salted SHA-256 mask of b,
+# keep_last:4 of c, casts of a and id (a mask turns its column into text and overrides a cast,
+# so the casts take the two unmasked columns), a rename of a, two derived columns (from the
+# source row), and an alert that never fires (it is evaluated on every change all the same).
+_bp_rules_json='[
+ {"kind": "filter", "condition": "a >= 0 or a is null", "note": "keeps every row"},
+ {"kind": "filter", "condition": "length(b) > 0 or b is null", "note": "keeps every row"},
+ {"kind": "mask", "column": "b", "method": "sha256"},
+ {"kind": "mask", "column": "c", "method": "keep_last:4"},
+ {"kind": "cast", "column": "a", "to": "bigint"},
+ {"kind": "cast", "column": "id", "to": "bigint"},
+ {"kind": "rename", "column": "a", "to": "amount"},
+ {"kind": "derive", "column": "a2", "expression": "a * 2", "to": "bigint"},
+ {"kind": "derive", "column": "b_lower", "expression": "lower(b)"},
+ {"kind": "alert", "condition": "a < -1", "note": "never fires"}
+]'
+
+# _bp_rules_add HOME STREAM: saves the ten rules for STREAM (on public.t) in HOME's context.db,
+# the way an agent does: add_rule over MCP's stdio JSON-RPC (`datavor serve`), as scripts/demo
+# does. A stream picks up its saved rules when it starts. Fails unless every call succeeded.
+_bp_rules_add() {
+  python3 - "$BP_DATAVOR" "$1" "$2" "$_bp_rules_json" <<'PY'
+import json, subprocess, sys
+binary, home, stream, rules = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+msgs = [{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+         "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+for i, r in enumerate(rules, 1):
+    msgs.append({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                 "params": {"name": "add_rule", "arguments": dict(stream=stream, table="public.t", **r)}})
+p = subprocess.run([binary, "serve", "--home", home], input="".join(json.dumps(m) + "\n" for m in msgs),
+                   capture_output=True, text=True, timeout=60)
+got = {}
+for line in p.stdout.splitlines():
+    m = json.loads(line)
+    if isinstance(m.get("id"), int) and m["id"] > 0: got[m["id"]] = m
+bad = []
+for i, r in enumerate(rules, 1):
+    res = got.get(i, {}).get("result", {})
+    rule = res.get("structuredContent", {}).get("rule", {})
+    if res.get("isError") or rule.get("kind") != r["kind"]:
+        bad.append(f"{r}: {json.dumps(got.get(i))[:300]}")
+if bad:
+    print("add_rule failed:\n  " + "\n  ".join(bad) + "\n" + p.stderr[-1000:], file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
+# Datavor -> SQLite, backlog style as in the faults phase, on a load of RULES_ROWS inserts:
+# the same load read by streams with no rules and with the ten rules above, each with its own
+# stream, slot, target and home, in the order none, ten, ten, none (so drift over the phase
+# falls on both kinds alike). The sink creates each target table (with the rules: amount
+# instead of a, b and c as text, and a2, b_lower). rules.{none,ten}.* is the faster run of each
+# kind (rules.{none,ten}.runN.* every run); rules.ratio_ten_none compares those. The ten-rule
+# runs check the target: the renamed and derived columns exist, every row has a2 = 2 * amount,
+# a 64-hex b, lower(b) in b_lower and a masked c; no alert fired and no rule was left out.
+_bp_phase_rules() {
+  local rows=$BP_RULES_ROWS timeout=$((60 + BP_RULES_ROWS / 4000))
+  _bp_log "rules phase: the same backlog read with no rules and with 10 rules on t (Datavor -> SQLite, $rows rows)"
+  _bp_reset_src
+  local -a keys=(none ten ten none) runs=(1 1 2 2) pids=()
+  local i name db home
+  for i in "${!keys[@]}"; do
+    name=rl_${keys[i]}_${runs[i]} db=$BP_WORK/rules-${keys[i]}-${runs[i]}.db home=$BP_WORK/home-rl_${keys[i]}_${runs[i]}
+    rm -rf "$db" "$db-wal" "$db-shm" "$home"
+    if [[ ${keys[i]} == ten ]] && ! _bp_rules_add "$home" "$name"; then
+      _bp_put rules.error "add_rule over MCP failed: nothing measured"
+      _bp_log "rules: RULES NOT ADDED: the phase measures nothing"
+      BP_RULES_FAILED=1
+      return 0
+    fi
+  done
+  _bp_put rules.rules "$(python3 -c 'import json, sys; print("; ".join(" ".join(f"{k}={v}" for k, v in r.items() if k != "note") for r in json.loads(sys.argv[1])))' "$_bp_rules_json")"
+
+  # Warm-up, as in the faults phase: each stream starts once, applies one transaction (its target
+  # then has a committed position and its table), and stops. Their slots keep the WAL.
+  for i in "${!keys[@]}"; do
+    _bp_dv_start "rl_${keys[i]}_${runs[i]}" "sqlite:$BP_WORK/rules-${keys[i]}-${runs[i]}.db"
+    pids+=("$BP_DV_PID")
+  done
+  _bp_src -c "BEGIN" -c "INSERT INTO t VALUES (0, 0, 'warm-up', now())" -c "DELETE FROM t WHERE id = 0" -c "COMMIT" >/dev/null
+  for i in "${!keys[@]}"; do
+    _bp_wait sqlite "$BP_WORK/rules-${keys[i]}-${runs[i]}.db" "SELECT coalesce(max(position_int), 0) FROM _datavor_offsets" ">=1" 60 >/dev/null
+    _bp_dv_stop "${pids[i]}"
+  done
+
+  _bp_log "rules: loading $rows rows with no consumer running"
+  head -n "$((rows / 1000))" "$BP_WORK/ins.sql" >"$BP_WORK/rules-ins.sql"
+  _bp_load "$BP_WORK/rules-ins.sql"
+  _bp_record "rules.source_load" "$rows" "$BP_T0" - "$BP_T1"
+
+  local key run t0 tdone cols counts n n_a2 n_b n_low n_c n_alerts skipped check
+  for i in "${!keys[@]}"; do
+    key=${keys[i]} run=${runs[i]}
+    name=rl_${key}_$run db=$BP_WORK/rules-$key-$run.db home=$BP_WORK/home-rl_${key}_$run
+    _bp_flush
+    t0=$(_bp_now)
+    _bp_dv_start "$name" "sqlite:$db" never nowait
+    # The last row is kept by the filters: max(id) reaches RULES_ROWS when the load is applied.
+    if tdone=$(_bp_wait sqlite "$db" "SELECT coalesce(max(id), 0) FROM t" "=$rows" "$timeout" "$BP_DV_PID"); then
+      _bp_record "rules.$key.run$run" "$rows" "$t0" - "$tdone" "$(_bp_cpu "$BP_DV_PID")" "$(_bp_cpu "$(_bp_walsender "datavor_$name")")"
+      _bp_put "rules.$key.run$run.peak_rss_mib" "$(python3 -c "import sys; print(f'{int(sys.argv[1] or 0) / 1024:.0f}')" "$(_bp_hwm "$BP_DV_PID")")"
+    else
+      _bp_put "rules.$key.run$run.error" "$(kill -0 "$BP_DV_PID" 2>/dev/null && echo timeout || echo 'datavor exited before the target had the load')"
+      _bp_dv_status "$name" >&2
+    fi
+    _bp_put "rules.$key.run$run.status" "$(_bp_dv_status "$name")"
+    _bp_dv_stop "$BP_DV_PID"
+
+    # Checks: the target's shape and values say whether the rules were applied (or not).
+    cols=$(sqlite3 "$db" "SELECT group_concat(name, ',') FROM pragma_table_info('t')" 2>/dev/null || true)
+    _bp_put "rules.$key.run$run.target_columns" "$cols"
+    check=pass
+    if [[ $key == none ]]; then
+      n=$(sqlite3 "$db" "SELECT count(*) FROM t" 2>/dev/null || echo 0)
+      [[ $cols == id,a,b,c && $n == "$rows" ]] || check=fail
+    else
+      counts=$(sqlite3 -separator ' ' "$db" "SELECT count(*), count(*) FILTER (WHERE a2 = 2 * amount),
+        count(*) FILTER (WHERE length(b) = 64 AND b NOT GLOB '*[^0-9a-f]*' AND b <> b_lower),
+        count(*) FILTER (WHERE length(b_lower) = 32), count(*) FILTER (WHERE c GLOB '[*][*][*][*]*' AND length(c) > 4) FROM t" 2>/dev/null || echo "0 0 0 0 0")
+      read -r n n_a2 n_b n_low n_c <<<"$counts"
+      n_alerts=$(sqlite3 "file:$home/ledger.db?mode=ro" "SELECT count(*) FROM entries WHERE kind = 'alert'" 2>/dev/null || echo 0)
+      skipped=$(grep -cE 'is not applied|is not watched' "$BP_WORK/dv-$name.log" || true)
+      _bp_put "rules.$key.run$run.rows_checked" "$n rows; a2 = 2*amount: $n_a2; b sha256: $n_b; b_lower: $n_low; c masked: $n_c; alerts: $n_alerts; rules left out: $skipped"
+      [[ $cols == id,amount,b,c,a2,b_lower && $n == "$rows" && $n_a2 == "$rows" && $n_b == "$rows" && $n_low == "$rows" && $n_c == "$rows" && $n_alerts == 0 && $skipped == 0 ]] || check=fail
+    fi
+    _bp_put "rules.$key.run$run.check" "$check"
+    if [[ $check == fail ]]; then
+      _bp_log "rules $key run $run: CHECK FAILED: target columns '$cols', $(grep -F "rules.$key.run$run.rows_checked" "$BP_RESULTS" | cut -f2)"
+      BP_RULES_FAILED=1
+    fi
+  done
+
+  # Summary: the faster run of each kind, and the ratio of those; Datavor's CPU per run, averaged.
+  python3 - "$BP_RESULTS" <<'PY' | while IFS=$'\t' read -r k v; do _bp_put "$k" "$v"; done
+import sys
+flat = dict(l.rstrip('\n').split('\t', 1) for l in open(sys.argv[1]) if '\t' in l)
+best = {}
+for kind in ('none', 'ten'):
+    runs = [r for r in ('run1', 'run2') if f'rules.{kind}.{r}.rows_per_s' in flat and flat[f'rules.{kind}.{r}.rows_per_s'] != 'null']
+    if not runs: continue
+    r = max(runs, key=lambda r: float(flat[f'rules.{kind}.{r}.rows_per_s']))
+    for f in ('rows', 'seconds', 'rows_per_s', 'consumer_cpu_s', 'walsender_cpu_s'):
+        print(f'rules.{kind}.{f}\t{flat[f"rules.{kind}.{r}.{f}"]}')
+    print(f'rules.{kind}.best_of\t{r} of {len(runs)}')
+    cpu = [float(flat[f'rules.{kind}.{x}.consumer_cpu_s']) for x in runs]
+    print(f'rules.{kind}.consumer_cpu_s_mean\t{sum(cpu) / len(cpu):.2f}')
+    best[kind] = (float(flat[f'rules.{kind}.{r}.rows_per_s']), sum(cpu) / len(cpu))
+if len(best) == 2 and best['none'][0] > 0:
+    print(f"rules.ratio_ten_none\t{best['ten'][0] / best['none'][0]:.3f}")
+    if best['none'][1] > 0: print(f"rules.cpu_ratio_ten_none\t{best['ten'][1] / best['none'][1]:.3f}")
+PY
+  _bp_reset_src
+}
+
 # ------------------------------------------------------------------ large transaction
 
 # VmHWM (peak resident set) of a live process, in KiB; empty if it is gone.
@@ -1350,6 +1515,23 @@ if any(k.startswith('faults.') and k.count('.') >= 2 for k in flat):
         print(f"| {label} | {g(f'{k}.ledger') or '–'} | {num(g(f'{k}.rows_per_s'))} | {num(g(f'{k}.seconds'), '{:.2f}')} | {cpu} | "
               f"{num(g(f'{k}.rows_target'))} | {led} | {size} | {g(f'{k}.check') or '–'} | {'; '.join(notes)} |")
 
+if any(k.startswith('rules.') for k in flat):
+    print(f"\n### Ten rules on one table (Datavor → SQLite, backlog: {num(g('meta.rules_rows'))} inserts in 1,000-row transactions)\n")
+    print(f"Load first, then the stream reads it; runs in the order none, ten, ten, none, the faster of each kind compared. "
+          f"Rules (added over MCP before the streams start): {g('rules.rules') or '–'}.\n")
+    if g('rules.error'): print(f"**{g('rules.error')}**\n")
+    print('| run | rules | rows/s | seconds | CPU s: consumer, walsender | peak RSS | target columns | check | notes |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for key, n_rules in (('none', 0), ('ten', 10)):
+        for r in ('run1', 'run2'):
+            k = f'rules.{key}.{r}'
+            if not any(x.startswith(k + '.') for x in flat): continue
+            cpu = '–' if g(f'{k}.consumer_cpu_s') is None else f"{g(f'{k}.consumer_cpu_s'):.1f}, {num(g(f'{k}.walsender_cpu_s'), '{:.1f}')}"
+            notes = [x for x in (g(f'{k}.error') and f"**{g(f'{k}.error')}**", g(f'{k}.rows_checked')) if x]
+            print(f"| {key} {r[3:]} | {n_rules} | {num(g(f'{k}.rows_per_s'))} | {num(g(f'{k}.seconds'), '{:.2f}')} | {cpu} | "
+                  f"{num(g(f'{k}.peak_rss_mib'), '{:.0f} MiB')} | "
+                  f"{g(f'{k}.target_columns') or '–'} | {g(f'{k}.check') or '–'} | {'; '.join(notes)} |")
+
 if g('large.rows') is not None:
     n, u = g('large.rows'), g('large.updates') or 0
     print(f"\n### Large transaction: {n:,} inserts + {u:,} updates in one transaction\n")
@@ -1386,7 +1568,7 @@ if g('large.rows') is not None:
         print()
         print('\n'.join(notes))
 
-if any(k.startswith(('live.', 'backlog.', 'latency.', 'snapshot.', 'faults.')) for k in flat):
+if any(k.startswith(('live.', 'backlog.', 'latency.', 'snapshot.', 'faults.', 'rules.')) for k in flat):
     print('\n### Ratios against the issue\'s goals\n')
     print('| goal | Datavor | peer | ratio | met |')
     print('|---|---|---|---|---|')
@@ -1420,6 +1602,11 @@ if any(k.startswith(('live.', 'backlog.', 'latency.', 'snapshot.', 'faults.')) f
         ratio('1% bad rows / clean (SQLite)', 'faults.bad_rows.rows_per_s', 'faults.clean.rows_per_s', 0.7, '', ' (clean)')
         ratio('ledger batches-only / full (SQLite, clean)', 'faults.ledger_batches.rows_per_s', 'faults.clean.rows_per_s', None, '', ' (full)')
         ratio('ledger off / full (SQLite, clean)', 'faults.ledger_off.rows_per_s', 'faults.clean.rows_per_s', None, '', ' (full)')
+    if any(k.startswith('rules.') for k in flat):
+        ratio('10 rules / no rules (SQLite, backlog inserts, faster of 2 runs each)', 'rules.ten.rows_per_s', 'rules.none.rows_per_s', 0.85, ' (10 rules)', ' (none)')
+        a, b = g('rules.ten.consumer_cpu_s_mean'), g('rules.none.consumer_cpu_s_mean')
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0:
+            print(f"| Datavor CPU, 10 rules / no rules (mean of the runs) | {a:.2f} s | {b:.2f} s | {a / b:.2f}× | – |")
 PY
 }
 
@@ -1441,6 +1628,8 @@ bench_pg_main() {
   BP_LAT_SECONDS=20
   BP_RATES="1000 10000"
   BP_LARGE_ROWS=10000000
+  BP_RULES_ROWS=
+  BP_RULES_FAILED=0
   local skip="" profile=0 rows_given=0
   while (($#)); do
     case $1 in
@@ -1449,6 +1638,7 @@ bench_pg_main() {
       --latency-seconds) BP_LAT_SECONDS=$2; shift 2 ;;
       --rates) BP_RATES=$2; shift 2 ;;
       --large-rows) BP_LARGE_ROWS=$2; shift 2 ;;
+      --rules-rows) BP_RULES_ROWS=$2; shift 2 ;;
       --skip) skip=",$2,"; shift 2 ;;
       --profile) profile=1; shift ;;
       *) printf 'scripts/bench pg: unknown option %s\n' "$1" >&2; return 2 ;;
@@ -1464,6 +1654,11 @@ bench_pg_main() {
     return 2
   fi
   BP_SNAP_ROWS=${BP_SNAP_ROWS:-$((2 * BP_ROWS))}
+  BP_RULES_ROWS=${BP_RULES_ROWS:-$((BP_ROWS / 2000 * 1000))}
+  if ! [[ "$BP_RULES_ROWS" =~ ^[0-9]+$ ]] || ((BP_RULES_ROWS < 1000 || BP_RULES_ROWS % 1000 != 0 || BP_RULES_ROWS > BP_ROWS)); then
+    printf 'scripts/bench pg: --rules-rows must be a positive multiple of 1000, at most --rows\n' >&2
+    return 2
+  fi
   if [[ -n "${DATAVOR_BENCH_BIN:-}" ]]; then
     BP_DATAVOR=$(realpath "$DATAVOR_BENCH_BIN")
   else
@@ -1544,11 +1739,12 @@ PY
   _bp_put meta.pg_target "$BP_HAS_PGSINK"
   _bp_put meta.datavor_bin "$BP_DATAVOR"
   _bp_put meta.large_rows "$BP_LARGE_ROWS"
+  _bp_put meta.rules_rows "$BP_RULES_ROWS"
 
   local started
   started=$(_bp_now)
   local phase
-  for phase in backlog live pgcopydb latency snapshot faults large; do
+  for phase in backlog live pgcopydb latency snapshot faults rules large; do
     [[ $skip == *,$phase,* ]] && continue
     _bp_settle
     "_bp_phase_$phase"
@@ -1562,4 +1758,8 @@ PY
   cp "$BP_WORK"/*.log "${out%.json}-logs/" 2>/dev/null || true
   cp "$BP_WORK"/large-*.csv "$BP_WORK"/large-*.watch "${out%.json}-logs/" 2>/dev/null || true
   _bp_log "saved $out (logs in ${out%.json}-logs/)"
+  if ((BP_RULES_FAILED)); then
+    _bp_log "RULES PHASE FAILED: the rules were not added, or a target does not show what its rules do (rules.*.check, rules.error)"
+    return 1
+  fi
 }
