@@ -131,28 +131,34 @@ alert_rule::window_state& alert_rule::touch(const std::string& key) {
 
 std::optional<alert_event> alert_rule::feed(const change_event& c, std::int64_t commit_time_us, evaluator& ev) {
     if (c.op == change_op::read || c.op == change_op::truncate) return std::nullopt;
-    std::string row_key = "{";
-    for (std::size_t k = 0; k < key_columns_.size(); ++k) {
-        const auto* v = cell(c, key_columns_[k]);
-        row_key += (k ? "," : "") + json_quote(column_names_[key_columns_[k]]) + ":" + (v ? json_quote(v->data) : "null");
-    }
-    row_key += "}";
+    // Built only when needed: most changes neither match nor clear a firing key.
+    auto make_key = [&] {
+        std::string row_key = "{";
+        for (std::size_t k = 0; k < key_columns_.size(); ++k) {
+            const auto* v = cell(c, key_columns_[k]);
+            row_key += (k ? "," : "") + json_quote(column_names_[key_columns_[k]]) + ":" + (v ? json_quote(v->data) : "null");
+        }
+        return row_key + "}";
+    };
     if (window_.minutes == 0) {
-        if (c.op == change_op::erase) {  // a deleted row crosses again when it comes back
-            if (auto it = state_.find(row_key); it != state_.end()) {
+        // State only for the rows that match now (they fired once): a row that
+        // stops matching, or is deleted, is forgotten and fires again when it
+        // crosses back. A never-firing alert keeps nothing.
+        const bool match = c.op != change_op::erase && condition_->evaluate(c, ev).truthy();
+        if (!match) {
+            if (state_.empty()) return std::nullopt;
+            if (auto it = state_.find(make_key()); it != state_.end()) {
                 ages_.erase(it->second.age);
                 state_.erase(it);
             }
             return std::nullopt;
         }
-        const bool match = condition_->evaluate(c, ev).truthy();
-        auto& st = touch(row_key);
-        if (!match) {
-            st.firing = false;
+        auto row_key = make_key();
+        if (state_.count(row_key)) {
+            touch(row_key);  // still matching: already fired
             return std::nullopt;
         }
-        if (st.firing) return std::nullopt;
-        st.firing = true;
+        touch(row_key).firing = true;
         alert_event e{rule_id_, table_, row_key, "alert " + name_ + ": " + table_ + " " + row_key + " now matches " + condition_text_,
                       "{\"row\":" + row_key + "}", commit_time_us, window_.webhook, window_.to_target};
         return e;
@@ -198,7 +204,7 @@ std::optional<alert_event> alert_rule::feed(const change_event& c, std::int64_t 
         details += ",\"sum\":" + fmt(sum);
     }
     alert_event e{rule_id_, table_, "{" + json_quote(window_.by) + ":" + json_quote(by->data) + "}",
-                  "alert " + name_ + ": " + table_ + " " + window_.by + " " + by->data + ": " + what, details + ",\"row\":" + row_key + "}",
+                  "alert " + name_ + ": " + table_ + " " + window_.by + " " + by->data + ": " + what, details + ",\"row\":" + make_key() + "}",
                   commit_time_us, window_.webhook, window_.to_target};
     return e;
 }

@@ -1,7 +1,9 @@
 #include "engines/rules/rule_set.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <algorithm>
 #include <charconv>
@@ -24,6 +26,43 @@ std::string salted_sha256(const std::string& salt, std::string_view v) {
     for (unsigned i = 0; i < n; ++i) {
         out.push_back(digits[md[i] >> 4]);
         out.push_back(digits[md[i] & 15]);
+    }
+    return out;
+}
+
+keyed_hmac::keyed_hmac(const std::string& key) : key_(key) {
+    auto* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    mac_ = mac;
+    if (mac) ctx_ = EVP_MAC_CTX_new(mac);
+}
+
+keyed_hmac::~keyed_hmac() {
+    EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(ctx_));
+    EVP_MAC_free(static_cast<EVP_MAC*>(mac_));
+}
+
+std::string keyed_hmac::hex(std::string_view value) {
+    auto* ctx = static_cast<EVP_MAC_CTX*>(ctx_);
+    if (!ctx) return salted_sha256(key_, value);
+    bool ok;
+    if (!keyed_) {
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
+        ok = EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key_.data()), key_.size(), params) == 1;
+        keyed_ = ok;
+    } else {
+        ok = EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1;  // the same key again
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    std::size_t n = 0;
+    if (!ok || EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(value.data()), value.size()) != 1 ||
+        EVP_MAC_final(ctx, md, &n, sizeof md) != 1)
+        return salted_sha256(key_, value);
+    static const char* digits = "0123456789abcdef";
+    std::string out(n * 2, '0');
+    for (std::size_t i = 0; i < n; ++i) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
     }
     return out;
 }
@@ -292,7 +331,7 @@ const table_rules& rule_set::for_table(const std::shared_ptr<const table_schema>
     return out;
 }
 
-std::optional<std::size_t> table_rules::map_row(connectors::row& r, const std::string& salt, std::vector<value>& derived,
+std::optional<std::size_t> table_rules::map_row(connectors::row& r, keyed_hmac& hmac, std::vector<value>& derived,
                                                 bool old_image) const {
     connectors::row out;
     out.reserve(columns_.size());
@@ -308,7 +347,7 @@ std::optional<std::size_t> table_rules::map_row(connectors::row& r, const std::s
         const bool has = v.st == value::state::text || v.st == value::state::binary;
         if (has && m.h != column_map::how::keep) {
             switch (m.h) {
-            case column_map::how::sha256: v = value::text_value(salted_sha256(salt, v.data)); break;
+            case column_map::how::sha256: v = value::text_value(hmac.hex(v.data)); break;
             case column_map::how::redact: v = value::text_value("[redacted]"); break;
             case column_map::how::keep_last: v = value::text_value(keep_last(v.data, m.keep)); break;
             case column_map::how::keep: break;
@@ -324,7 +363,7 @@ std::optional<std::size_t> table_rules::map_row(connectors::row& r, const std::s
     return failed;
 }
 
-table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const std::string& salt, std::string& why,
+table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, keyed_hmac& hmac, std::string& why,
                                        std::map<std::int64_t, std::int64_t>& touched, bool backfill) const {
     if (identity_) return outcome::keep;
     if (!backfill && (c.op == change_op::insert || c.op == change_op::update || c.op == change_op::read))
@@ -348,8 +387,8 @@ table_rules::outcome table_rules::apply(change_event& c, evaluator& ev, const st
     // A set_aside cast that fails still masks the rest of the row (the
     // ledger gets it as the target would have, less the failed conversion).
     std::optional<std::size_t> failed;
-    if (!c.after.empty()) failed = map_row(c.after, salt, derived, false);
-    if (c.before) map_row(*c.before, salt, derived, true);
+    if (!c.after.empty()) failed = map_row(c.after, hmac, derived, false);
+    if (c.before) map_row(*c.before, hmac, derived, true);
     c.table = target_;
     if (failed) {
         const auto& col = target_->columns[*failed];
@@ -370,7 +409,8 @@ table_rules::outcome rule_set::apply(change_event& c, std::string& why, std::int
     if (rules_.empty() || !c.table) return table_rules::outcome::keep;
     auto& compiled = const_cast<table_rules&>(for_table(c.table));
     if (commit_time_us && !backfill) compiled.feed_alerts(c, commit_time_us, ev_, alerts_out_);
-    return compiled.apply(c, ev_, salt_, why, touched_, backfill);
+    if (!hmac_) hmac_ = std::make_unique<keyed_hmac>(salt_);
+    return compiled.apply(c, ev_, *hmac_, why, touched_, backfill);
 }
 
 std::string rule_set::take_counts() {

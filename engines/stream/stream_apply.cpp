@@ -310,6 +310,7 @@ asio::awaitable<void> stream_runner::apply_in_memory(std::vector<transaction> tx
     const auto started = std::chrono::steady_clock::now();
     const lsn from = committed_;
     const lsn position = txns.back().end_lsn;
+    sample_recent(txns);  // for test_rule, before any rule
     for (auto& t : txns) apply_rules(t.changes, t);  // filters, masks, casts…: what the target gets
     // Alerts of rules with to_target land in the target with the batch.
     for (auto& row : alert_rows()) txns.back().changes.push_back(std::move(row));
@@ -386,6 +387,11 @@ asio::awaitable<void> stream_runner::apply_spooled(const transaction& txn) {
         const auto at = spool.read_mark();
         auto part = spool.read(settings_.max_batch_changes);
         if (part.empty()) break;
+        if (at.changes == 0) {  // the transaction's first part: a sample for test_rule
+            transaction sample;
+            sample.changes.assign(part.end() - std::min<std::size_t>(part.size(), 100), part.end());
+            sample_recent({sample});
+        }
         apply_rules(part, header);
         if (part.empty()) {  // all filtered out
             co_await source_->heartbeat();

@@ -481,20 +481,21 @@ void stream_runner::note_schema(const std::shared_ptr<const table_schema>& t, ls
     if (!out.created.empty() && settings_.on_suggestion) settings_.on_suggestion();
 }
 
-// The last change of each table in `changes` (one copy per table per batch:
-// nothing per change on the hot path).
-void stream_runner::sample_recent(const std::vector<change_event>& changes) {
+// The last change of each table in the batch: a copy per table per batch
+// (at most 4 tables, looking back at most 1,000 changes), nothing per change.
+void stream_runner::sample_recent(const std::vector<transaction>& txns) {
     const table_schema* seen[4] = {};
-    std::size_t n = 0;
-    for (auto it = changes.rbegin(); it != changes.rend() && n < 4; ++it) {
-        if (!it->table || it->op == change_op::truncate) continue;
-        if (std::find(seen, seen + n, it->table.get()) != seen + n) continue;
-        seen[n++] = it->table.get();
-        std::lock_guard lock(mu_);
-        auto& ring = recent_[it->table->qualified()];
-        ring.push_back(*it);
-        if (ring.size() > 20) ring.pop_front();
-    }
+    std::size_t n = 0, looked = 0;
+    for (auto t = txns.rbegin(); t != txns.rend() && n < 4 && looked < 1000; ++t)
+        for (auto it = t->changes.rbegin(); it != t->changes.rend() && n < 4 && looked < 1000; ++it, ++looked) {
+            if (!it->table || it->op == change_op::truncate) continue;
+            if (std::find(seen, seen + n, it->table.get()) != seen + n) continue;
+            seen[n++] = it->table.get();
+            std::lock_guard lock(mu_);
+            auto& ring = recent_[it->table->qualified()];
+            ring.push_back(*it);
+            if (ring.size() > 20) ring.pop_front();
+        }
 }
 
 std::vector<change_event> stream_runner::recent_changes(const std::string& table) const {
@@ -505,10 +506,8 @@ std::vector<change_event> stream_runner::recent_changes(const std::string& table
 }
 
 void stream_runner::apply_rules(std::vector<change_event>& changes, const transaction& txn, bool record_rejects) {
-    if (record_rejects) {
+    if (record_rejects)
         for (const auto& c : changes) note_schema(c.table, txn.commit_lsn, "relation");
-        sample_recent(changes);
-    }
     if (!rules_ || rules_->empty()) return;
     std::string why;
     std::erase_if(changes, [&](change_event& c) {

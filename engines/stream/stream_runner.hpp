@@ -274,7 +274,7 @@ private:
     std::atomic<bool> apply_suggestions_{true};  // checked once after each open
     std::chrono::steady_clock::time_point context_checked_{};
     std::map<std::string, std::deque<connectors::change_event>> recent_;  // guarded by mu_
-    void sample_recent(const std::vector<connectors::change_event>& changes);
+    void sample_recent(const std::vector<connectors::transaction>& txns);
     std::set<std::pair<std::uint32_t, std::uint64_t>> schemas_seen_;
     std::shared_ptr<const connectors::table_schema> target_of(const std::shared_ptr<const connectors::table_schema>& t);
     stream_settings settings_;

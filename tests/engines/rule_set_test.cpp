@@ -1272,3 +1272,17 @@ TEST_CASE("rule_set: no rules, or a change without a table, pass untouched", "[r
     CHECK(bare.after == ada(*t));
     CHECK_FALSE(bare.table);
 }
+
+TEST_CASE("keyed_hmac gives the same hex as the one-shot salted_sha256, value after value", "[rules]") {
+    using datavor::engines::rules::keyed_hmac;
+    using datavor::engines::rules::salted_sha256;
+    const std::string salt = "0123456789abcdef0123456789abcdef";
+    keyed_hmac h(salt);
+    for (const std::string& v : std::vector<std::string>{"ada@example.org", "", "ada@example.org", std::string(1000, 'x'), "héllo"})
+        CHECK(h.hex(v) == salted_sha256(salt, v));
+    // RFC 4231 test case 2: key "Jefe".
+    keyed_hmac jefe("Jefe");
+    CHECK(jefe.hex("what do ya want for nothing?") == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    keyed_hmac other("another salt");
+    CHECK(other.hex("ada@example.org") != h.hex("ada@example.org"));
+}
