@@ -223,6 +223,51 @@ const char* op_name(connectors::change_op op) {
     return "?";
 }
 
+// A dry run's result: the target's shape for `source`, then each change as
+// the rules leave it (kept, filtered, set aside), a second apart (windows).
+json_doc dry_run(rl::rule_set& set, const std::shared_ptr<const connectors::table_schema>& source,
+                 std::vector<connectors::change_event> changes, const char* kind) {
+    const auto& compiled = set.for_table(source);
+    json_doc out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    json_value warnings(rapidjson::kArrayType);
+    for (const auto& w : compiled.warnings()) warnings.PushBack(str(w, a), a);
+    out.AddMember("warnings", warnings, a);
+    out.AddMember("target_table", str(compiled.target()->qualified(), a), a);
+    json_value target_cols(rapidjson::kArrayType);
+    for (const auto& c : compiled.target()->columns) {
+        json_value o(rapidjson::kObjectType);
+        o.AddMember("name", str(c.name, a), a);
+        o.AddMember("type", str(c.type_name.empty() ? std::string("text") : c.type_name, a), a);
+        target_cols.PushBack(o, a);
+    }
+    out.AddMember("target_columns", target_cols, a);
+    json_value results(rapidjson::kArrayType);
+    std::int64_t time_us = 1;
+    for (auto& c : changes) {
+        json_value res(rapidjson::kObjectType);
+        res.AddMember("op", str(op_name(c.op), a), a);
+        std::string why;
+        const auto outcome = set.apply(c, why, time_us += 1000000);
+        const std::string outcome_name = outcome == rl::table_rules::outcome::keep       ? "kept"
+                                         : outcome == rl::table_rules::outcome::filtered ? "filtered"
+                                                                                         : "set_aside";
+        res.AddMember("outcome", str(outcome_name, a), a);
+        if (!why.empty()) res.AddMember("reason", str(why, a), a);
+        if (outcome != rl::table_rules::outcome::filtered) {
+            if (!c.after.empty()) res.AddMember("after", row_json(*c.table, c.after, a), a);
+            if (c.before) res.AddMember("before", row_json(*c.table, *c.before, a), a);
+        }
+        json_value fired(rapidjson::kArrayType);
+        for (const auto& e : set.take_alerts()) fired.PushBack(str(e.message, a), a);
+        if (!fired.Empty()) res.AddMember("alerts", fired, a);
+        results.PushBack(res, a);
+    }
+    out.AddMember("results", results, a);
+    out.AddMember("source", str(kind, a), a);
+    return out;
+}
+
 // test_rule without rows: the rule, after the stream's saved rules, on the
 // stream's latest changes of the table. What the target would get, so the
 // saved masks apply: no raw masked value is shown.
@@ -245,45 +290,7 @@ json_doc test_on_recent(rule_deps& d, const std::string& stream, const std::stri
     saved.push_back(r);
     rl::rule_set set(std::move(saved), d.salt_of ? d.salt_of(stream) : std::string(), 0);
     const auto source = recent->back().table;
-    const auto& compiled = set.for_table(source);
-    json_doc out(rapidjson::kObjectType);
-    auto& a = out.GetAllocator();
-    json_value warnings(rapidjson::kArrayType);
-    for (const auto& w : compiled.warnings()) warnings.PushBack(str(w, a), a);
-    out.AddMember("warnings", warnings, a);
-    out.AddMember("target_table", str(compiled.target()->qualified(), a), a);
-    json_value target_cols(rapidjson::kArrayType);
-    for (const auto& c : compiled.target()->columns) {
-        json_value o(rapidjson::kObjectType);
-        o.AddMember("name", str(c.name, a), a);
-        o.AddMember("type", str(c.type_name.empty() ? std::string("text") : c.type_name, a), a);
-        target_cols.PushBack(o, a);
-    }
-    out.AddMember("target_columns", target_cols, a);
-    json_value results(rapidjson::kArrayType);
-    std::int64_t time_us = 1;
-    for (auto& c : *recent) {
-        json_value res(rapidjson::kObjectType);
-        res.AddMember("op", str(op_name(c.op), a), a);
-        std::string why;
-        const auto outcome = set.apply(c, why, time_us += 1000000);
-        const std::string outcome_name = outcome == rl::table_rules::outcome::keep       ? "kept"
-                                         : outcome == rl::table_rules::outcome::filtered ? "filtered"
-                                                                                         : "set_aside";
-        res.AddMember("outcome", str(outcome_name, a), a);
-        if (!why.empty()) res.AddMember("reason", str(why, a), a);
-        if (outcome != rl::table_rules::outcome::filtered) {
-            if (!c.after.empty()) res.AddMember("after", row_json(*c.table, c.after, a), a);
-            if (c.before) res.AddMember("before", row_json(*c.table, *c.before, a), a);
-        }
-        json_value fired(rapidjson::kArrayType);
-        for (const auto& e : set.take_alerts()) fired.PushBack(str(e.message, a), a);
-        if (!fired.Empty()) res.AddMember("alerts", fired, a);
-        results.PushBack(res, a);
-    }
-    out.AddMember("results", results, a);
-    out.AddMember("source", "recent", a);
-    return structured_result(std::move(out));
+    return structured_result(dry_run(set, source, std::move(*recent), "recent"));
 }
 
 boost::asio::awaitable<json_doc> test_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {
@@ -323,23 +330,7 @@ boost::asio::awaitable<json_doc> test_tool(rule_deps d, json_doc args, std::shar
             t->columns.push_back(std::move(def));
         }
     rl::rule_set set({r}, d.salt_of ? d.salt_of(stream) : std::string(), 0);
-    const auto& compiled = set.for_table(t);
-    json_doc out(rapidjson::kObjectType);
-    auto& a = out.GetAllocator();
-    json_value warnings(rapidjson::kArrayType);
-    for (const auto& w : compiled.warnings()) warnings.PushBack(str(w, a), a);
-    out.AddMember("warnings", warnings, a);
-    out.AddMember("target_table", str(compiled.target()->qualified(), a), a);
-    json_value target_cols(rapidjson::kArrayType);
-    for (const auto& c : compiled.target()->columns) {
-        json_value o(rapidjson::kObjectType);
-        o.AddMember("name", str(c.name, a), a);
-        o.AddMember("type", str(c.type_name.empty() ? std::string("text") : c.type_name, a), a);
-        target_cols.PushBack(o, a);
-    }
-    out.AddMember("target_columns", target_cols, a);
-    json_value results(rapidjson::kArrayType);
-    std::int64_t time_us = 1;
+    std::vector<connectors::change_event> changes;
     for (const auto& sample : member(args, "rows")->GetArray()) {
         connectors::change_event c;
         c.table = t;
@@ -351,27 +342,9 @@ boost::asio::awaitable<json_doc> test_tool(rule_deps d, json_doc args, std::shar
         if (c.op != connectors::change_op::erase) c.after = row_of(*t, values ? *values : empty);
         if (old) c.before = row_of(*t, *old);
         else if (c.op == connectors::change_op::erase && values) c.before = row_of(*t, *values);
-        json_value res(rapidjson::kObjectType);
-        res.AddMember("op", str(op.empty() ? std::string("insert") : op, a), a);
-        std::string why;
-        const auto outcome = set.apply(c, why, time_us += 1000000);  // a second apart (windows)
-        const std::string outcome_name = outcome == rl::table_rules::outcome::keep       ? "kept"
-                                         : outcome == rl::table_rules::outcome::filtered ? "filtered"
-                                                                                         : "set_aside";
-        res.AddMember("outcome", str(outcome_name, a), a);
-        if (!why.empty()) res.AddMember("reason", str(why, a), a);
-        if (outcome != rl::table_rules::outcome::filtered) {
-            if (!c.after.empty()) res.AddMember("after", row_json(*c.table, c.after, a), a);
-            if (c.before) res.AddMember("before", row_json(*c.table, *c.before, a), a);
-        }
-        json_value fired(rapidjson::kArrayType);
-        for (const auto& e : set.take_alerts()) fired.PushBack(str(e.message, a), a);
-        if (!fired.Empty()) res.AddMember("alerts", fired, a);
-        results.PushBack(res, a);
+        changes.push_back(std::move(c));
     }
-    out.AddMember("results", results, a);
-    out.AddMember("source", "sample", a);
-    co_return structured_result(std::move(out));
+    co_return structured_result(dry_run(set, t, std::move(changes), "sample"));
 }
 
 boost::asio::awaitable<json_doc> remove_tool(rule_deps d, json_doc args, std::shared_ptr<call_context>) {

@@ -79,6 +79,21 @@ suggestion_record suggestion_of(const std::string& stream, const std::string& ta
     return s;
 }
 
+// The rule a decision on a new column saves: a cast to `to`, or a drop.
+rules::rule rule_for(const suggestion_record& s, const char* kind, const std::string& to, const std::string& provenance,
+                     const std::string& why) {
+    rules::rule r;
+    r.stream = s.stream;
+    r.table = s.table;
+    r.kind = kind;
+    r.column = s.column;
+    r.to = to;
+    if (r.kind == "cast") r.on_fail = "null";
+    r.provenance = provenance;
+    r.note = "from " + why;
+    return r;
+}
+
 std::string suggestion_json(const suggestion_record& s) {
     return "{\"suggestion\":" + std::to_string(s.id) + ",\"kind\":" + json_quote(s.kind) + ",\"table\":" + json_quote(s.table) +
            ",\"column\":" + json_quote(s.column) + ",\"old_type\":" + json_quote(s.old_type) +
@@ -307,27 +322,9 @@ decision suggest_engine::decide(suggestion_record s, bool accept, const std::str
                 return {.error = "type " + to + " is not one a cast knows (integer, bigint, smallint, numeric, double, "
                                  "real, text, boolean, date, timestamp, timestamptz); or accept without a type to keep " +
                                  s.new_type};
-            rules::rule r;
-            r.stream = s.stream;
-            r.table = s.table;
-            r.kind = "cast";
-            r.column = s.column;
-            r.to = to;
-            r.on_fail = "null";
-            r.provenance = origin;
-            r.note = "from " + why;
-            out.rule = ctx_.add_rule(r);
+            out.rule = ctx_.add_rule(rule_for(s, "cast", to, origin, why));
         }
-        if (!accept) {
-            rules::rule r;
-            r.stream = s.stream;
-            r.table = s.table;
-            r.kind = "drop";
-            r.column = s.column;
-            r.provenance = origin;
-            r.note = "from " + why;
-            out.rule = ctx_.add_rule(r);
-        }
+        if (!accept) out.rule = ctx_.add_rule(rule_for(s, "drop", "", origin, why));
         s.action_type = accept ? to : "";
     }
     if (out.rule) s.rule_id = out.rule->id;

@@ -50,6 +50,32 @@ describe('suggestion engine: schema drift on a live stream', () => {
     await s.srv.client.setLoggingLevel('info');
   };
 
+  // A stream of `table` into a fresh database on the test server (a
+  // PostgreSQL target), set up with `sourceSql` (and `targetSql` in the
+  // target), then `body({ stream, target })`; everything is dropped after.
+  const withPgTarget = async (name, table, { sourceSql, targetSql = '' }, body) => {
+    const lake = `dv_${name}_${U}`;
+    const pgStream = `sug${name}_${U}`;
+    await psql(s.pg, `CREATE DATABASE ${lake};`);
+    try {
+      await psql(s.pg, sourceSql);
+      if (targetSql) await psql(s.pg, targetSql, { db: lake });
+      const url = s.pg.url.replace(/\/[^/?]*(\?|$)/, `/${lake}$1`);
+      await s.srv.callOk('add_connection', { name: lake, url, password: s.pg.password, sslmode: 'disable' });
+      await s.srv.callOk('start_stream', { name: pgStream, source: 'pg', target: lake, tables: [table] });
+      await waitForStream(s.srv, pgStream, (x) => x.state === 'streaming', CATCH_UP_MS, `${pgStream} streaming`);
+      await body({ stream: pgStream, target: async (sql) => (await psql(s.pg, sql, { db: lake })).trim() });
+      await s.srv.callOk('stop_stream', { name: pgStream, drop_slot: true });
+    } finally {
+      await s.srv.call('stop_stream', { name: pgStream }).catch(() => {});
+      await cleanupSource(s.pg, { slots: [`datavor_${pgStream}`], publications: [`datavor_${pgStream}`], sql: `DROP TABLE IF EXISTS ${table};` });
+      await psql(s.pg, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${lake}';`).catch(() => {});
+      await psql(s.pg, `DROP DATABASE IF EXISTS ${lake};`).catch(() => {});
+    }
+  };
+  const pgSuggestion = async (stream, kind) =>
+    waitUntil(async () => (await s.srv.callOk('list_suggestions', { stream })).suggestions.find((x) => x.kind === kind) ?? null, CATCH_UP_MS, kind, () => s.srv.describe());
+
   before(async () => {
     s.pg = requirePg();
     requireExecutable(BIN);
@@ -201,23 +227,11 @@ describe('suggestion engine: schema drift on a live stream', () => {
 
     // A PostgreSQL target holds the old type: the wide values are set aside
     // (not lost) until the accept widens the column and retries them.
-    const lake = `dv_lake_${U}`;
-    const pgStream = `sugpg_${U}`;
     const wide = `dv_wide_${U}`;
-    await psql(pg, `CREATE DATABASE ${lake};`);
-    try {
-      await psql(pg, `CREATE TABLE ${wide} (id int PRIMARY KEY, qty int); INSERT INTO ${wide} VALUES (1, 1);`);
-      const lakeUrl = s.pg.url.replace(/\/[^/?]*(\?|$)/, `/${lake}$1`);
-      await srv.callOk('add_connection', { name: 'lake', url: lakeUrl, password: s.pg.password, sslmode: 'disable' });
-      await srv.callOk('start_stream', { name: pgStream, source: 'pg', target: 'lake', tables: [wide] });
-      await waitForStream(srv, pgStream, (x) => x.state === 'streaming', CATCH_UP_MS, 'pg target streaming');
+    await withPgTarget('wide', wide, { sourceSql: `CREATE TABLE ${wide} (id int PRIMARY KEY, qty int); INSERT INTO ${wide} VALUES (1, 1);` }, async ({ stream: pgStream, target }) => {
       await psql(pg, `ALTER TABLE ${wide} ALTER COLUMN qty TYPE bigint; INSERT INTO ${wide} VALUES (2, 9000000000), (3, 3); UPDATE ${wide} SET qty = 8000000000 WHERE id = 1;`);
-      const w = await waitUntil(
-        async () => (await srv.callOk('list_suggestions', { stream: pgStream })).suggestions.find((x) => x.kind === 'type_change') ?? null,
-        CATCH_UP_MS,
-        'pg type change',
-      );
-      await waitUntil(async () => (await psql(pg, `SELECT count(*) FROM ${wide} WHERE id = 3;`, { db: lake })).trim() === '1', CATCH_UP_MS, 'row 3 flows');
+      const w = await pgSuggestion(pgStream, 'type_change');
+      await waitUntil(async () => (await target(`SELECT count(*) FROM ${wide} WHERE id = 3;`)) === '1', CATCH_UP_MS, 'row 3 flows');
       // Both wide values are set aside (the ledger writes every 100 ms).
       const failed = await waitUntil(
         async () => {
@@ -230,68 +244,51 @@ describe('suggestion engine: schema drift on a live stream', () => {
       assert.deepEqual(failed.map((f) => [f.row_key, f.code]).sort(), [['{"id":"1"}', '22003'], ['{"id":"2"}', '22003']]);
       await srv.callOk('accept_suggestion', { id: w.id });
       await waitUntil(
-        async () => (await psql(pg, `SELECT string_agg(id || '=' || qty, ',' ORDER BY id) FROM ${wide};`, { db: lake })).trim() === '1=8000000000,2=9000000000,3=3',
+        async () => (await target(`SELECT string_agg(id || '=' || qty, ',' ORDER BY id) FROM ${wide};`)) === '1=8000000000,2=9000000000,3=3',
         CATCH_UP_MS,
         'the set-aside rows retried into the widened column',
         () => srv.describe(),
       );
-      assert.equal((await psql(pg, `SELECT data_type FROM information_schema.columns WHERE table_name = '${wide}' AND column_name = 'qty';`, { db: lake })).trim(), 'bigint');
+      assert.equal(await target(`SELECT data_type FROM information_schema.columns WHERE table_name = '${wide}' AND column_name = 'qty';`), 'bigint');
       assert.equal((await ledgerEntries(srv, { stream: pgStream, kind: 'failed', status: 'open' })).length, 0);
-      await srv.callOk('stop_stream', { name: pgStream, drop_slot: true });
-    } finally {
-      await srv.call('stop_stream', { name: pgStream }).catch(() => {});
-      await cleanupSource(pg, { slots: [`datavor_${pgStream}`], publications: [`datavor_${pgStream}`], sql: `DROP TABLE IF EXISTS ${wide};` });
-      await psql(pg, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${lake}';`).catch(() => {});
-      await psql(pg, `DROP DATABASE IF EXISTS ${lake};`).catch(() => {});
-    }
+    });
   });
 
   it('4. values too wide for a target column made beforehand: an error pattern and a suggestion that widens it and retries', { timeout: 180000 }, async () => {
     const { pg, srv } = s;
-    const lake = `dv_lake5_${U}`;
-    const pgStream = `sugnarrow_${U}`;
     const people = `dv_people_${U}`;
-    await psql(pg, `CREATE DATABASE ${lake};`);
-    try {
-      await psql(pg, `CREATE TABLE ${people} (id int PRIMARY KEY, name text, score int); INSERT INTO ${people} VALUES (1, 'Ann', 1);`);
-      // The team made the target table first, with a narrower column.
-      await psql(pg, `CREATE TABLE ${people} (id int PRIMARY KEY, name varchar(5), score int);`, { db: lake });
-      const lakeUrl = s.pg.url.replace(/\/[^/?]*(\?|$)/, `/${lake}$1`);
-      await srv.callOk('add_connection', { name: 'lake5', url: lakeUrl, password: s.pg.password, sslmode: 'disable' });
-      await srv.callOk('start_stream', { name: pgStream, source: 'pg', target: 'lake5', tables: [people] });
-      await waitForStream(srv, pgStream, (x) => x.state === 'streaming', CATCH_UP_MS, 'streaming');
-      await psql(pg, `BEGIN; INSERT INTO ${people} VALUES (2, 'Bartholomew', 2), (3, 'Cy', 3); UPDATE ${people} SET name = 'Annabelle-Marie' WHERE id = 1; COMMIT;`);
-      const sug = await waitUntil(
-        async () => (await srv.callOk('list_suggestions', { stream: pgStream })).suggestions.find((x) => x.kind === 'target_rejects') ?? null,
-        CATCH_UP_MS,
-        'the target_rejects suggestion',
-        () => srv.describe(),
-      );
-      assert.equal(sug.error_code, '22001');
-      assert.equal(sug.action, 'widen_target_columns');
-      assert.equal(sug.table, `public.${people}`);
-      assert.match(sug.message, /2 change\(s\) to public\.dv_people_.* were rejected by the target: value too long/);
-      const { error_patterns: errs } = await srv.callOk('list_suggestions', { stream: pgStream });
-      assert.deepEqual(errs.map((e) => [e.table, e.error_class, e.code, e.count]), [[`public.${people}`, 'data', '22001', 2]]);
-      await waitUntil(async () => (await psql(pg, `SELECT count(*) FROM ${people} WHERE id = 3;`, { db: lake })).trim() === '1', CATCH_UP_MS, 'row 3 flows');
-      await srv.callOk('accept_suggestion', { id: sug.id });
-      await waitUntil(
-        async () => (await psql(pg, `SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM ${people};`, { db: lake })).trim() === '1=Annabelle-Marie,2=Bartholomew,3=Cy',
-        CATCH_UP_MS,
-        'the rejected rows retried into the widened column',
-        () => srv.describe(),
-      );
-      assert.equal((await psql(pg, `SELECT data_type FROM information_schema.columns WHERE table_name = '${people}' AND column_name = 'name';`, { db: lake })).trim(), 'text');
-      assert.equal((await psql(pg, `SELECT data_type FROM information_schema.columns WHERE table_name = '${people}' AND column_name = 'score';`, { db: lake })).trim(), 'integer', 'only the narrower column changes');
-      const done = (await srv.callOk('list_suggestions', { stream: pgStream })).suggestions.find((x) => x.id === sug.id);
-      assert.equal(done.applied, true);
-      await srv.callOk('stop_stream', { name: pgStream, drop_slot: true });
-    } finally {
-      await srv.call('stop_stream', { name: pgStream }).catch(() => {});
-      await cleanupSource(pg, { slots: [`datavor_${pgStream}`], publications: [`datavor_${pgStream}`], sql: `DROP TABLE IF EXISTS ${people};` });
-      await psql(pg, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${lake}';`).catch(() => {});
-      await psql(pg, `DROP DATABASE IF EXISTS ${lake};`).catch(() => {});
-    }
+    await withPgTarget(
+      'narrow',
+      people,
+      {
+        sourceSql: `CREATE TABLE ${people} (id int PRIMARY KEY, name text, score int); INSERT INTO ${people} VALUES (1, 'Ann', 1);`,
+        // The team made the target table first, with a narrower column.
+        targetSql: `CREATE TABLE ${people} (id int PRIMARY KEY, name varchar(5), score int);`,
+      },
+      async ({ stream: pgStream, target }) => {
+        await psql(pg, `BEGIN; INSERT INTO ${people} VALUES (2, 'Bartholomew', 2), (3, 'Cy', 3); UPDATE ${people} SET name = 'Annabelle-Marie' WHERE id = 1; COMMIT;`);
+        const sug = await pgSuggestion(pgStream, 'target_rejects');
+        assert.equal(sug.error_code, '22001');
+        assert.equal(sug.action, 'widen_target_columns');
+        assert.equal(sug.table, `public.${people}`);
+        assert.match(sug.message, /2 change\(s\) to public\.dv_people_.* were rejected by the target: value too long/);
+        const { error_patterns: errs } = await srv.callOk('list_suggestions', { stream: pgStream });
+        assert.deepEqual(errs.map((e) => [e.table, e.error_class, e.code, e.count]), [[`public.${people}`, 'data', '22001', 2]]);
+        await waitUntil(async () => (await target(`SELECT count(*) FROM ${people} WHERE id = 3;`)) === '1', CATCH_UP_MS, 'row 3 flows');
+        await srv.callOk('accept_suggestion', { id: sug.id });
+        await waitUntil(
+          async () => (await target(`SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM ${people};`)) === '1=Annabelle-Marie,2=Bartholomew,3=Cy',
+          CATCH_UP_MS,
+          'the rejected rows retried into the widened column',
+          () => srv.describe(),
+        );
+        const typeOf = (column) => target(`SELECT data_type FROM information_schema.columns WHERE table_name = '${people}' AND column_name = '${column}';`);
+        assert.equal(await typeOf('name'), 'text');
+        assert.equal(await typeOf('score'), 'integer', 'only the narrower column changes');
+        const done = (await srv.callOk('list_suggestions', { stream: pgStream })).suggestions.find((x) => x.id === sug.id);
+        assert.equal(done.applied, true);
+      },
+    );
   });
 
   it('5. suggestions, patterns, rules and kept values survive a restart', { timeout: 180000 }, async () => {
