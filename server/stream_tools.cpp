@@ -57,10 +57,13 @@ std::string qualified_table(std::string_view t) {
     return t.find('.') == std::string_view::npos ? "public." + std::string(t) : std::string(t);
 }
 
-json_value status_json(const ctx::stream_record& rec, const engines::stream::stream_manager& m, json_alloc& a) {
+json_value status_json(const ctx::stream_record& rec, const engines::stream::stream_manager& m,
+                       const ctx::context_store& c, json_alloc& a) {
     const std::optional<stream_status> live = m.status(rec.name);
     json_value s(rapidjson::kObjectType);
     s.AddMember("name", str(rec.name, a), a);
+    s.AddMember("autopilot", str(rec.autopilot, a), a);
+    s.AddMember("pending_suggestions", static_cast<std::int64_t>(c.list_suggestions(rec.name, "pending").size()), a);
     // A running stream knows its phase; one that is not running has its saved state.
     const std::string state = live && m.running(rec.name) ? live->state : rec.state;
     s.AddMember("state", str(state, a), a);
@@ -129,7 +132,7 @@ json_value status_json(const ctx::stream_record& rec, const engines::stream::str
 
 json_doc one_stream(const stream_deps& d, const ctx::stream_record& rec) {
     json_doc out(rapidjson::kObjectType);
-    out.AddMember("stream", status_json(rec, d.manager, out.GetAllocator()), out.GetAllocator());
+    out.AddMember("stream", status_json(rec, d.manager, d.connections.context, out.GetAllocator()), out.GetAllocator());
     return out;
 }
 
@@ -205,7 +208,7 @@ boost::asio::awaitable<json_doc> start_tool(stream_deps d, json_doc args, std::s
     json_doc out(rapidjson::kObjectType);
     auto& a = out.GetAllocator();
     out.AddMember("started", true, a);
-    out.AddMember("stream", status_json(*d.connections.context.find_stream(rec.name), d.manager, a), a);
+    out.AddMember("stream", status_json(*d.connections.context.find_stream(rec.name), d.manager, d.connections.context, a), a);
     out.AddMember("checks", json_value((*sc)["checks"], a), a);
     co_return structured_result(std::move(out));
 }
@@ -307,7 +310,7 @@ boost::asio::awaitable<json_doc> list_tool(stream_deps d, json_doc, std::shared_
     json_doc out(rapidjson::kObjectType);
     auto& a = out.GetAllocator();
     json_value arr(rapidjson::kArrayType);
-    for (const auto& rec : d.connections.context.list_streams()) arr.PushBack(status_json(rec, d.manager, a), a);
+    for (const auto& rec : d.connections.context.list_streams()) arr.PushBack(status_json(rec, d.manager, d.connections.context, a), a);
     out.AddMember("streams", arr, a);
     co_return structured_result(std::move(out));
 }
@@ -353,12 +356,12 @@ void register_stream_tools(mcp_server& server, stream_deps deps) {
         if (uri == streams_uri) {
             json_value arr(rapidjson::kArrayType);
             for (const auto& r : deps.connections.context.list_streams())
-                arr.PushBack(status_json(r, deps.manager, da), da);
+                arr.PushBack(status_json(r, deps.manager, deps.connections.context, da), da);
             d.AddMember("streams", arr, da);
         } else if (uri.starts_with(std::string(streams_uri) + "/")) {
             auto rec = deps.connections.context.find_stream(uri.substr(streams_uri.size() + 1));
             if (!rec) return false;
-            d.AddMember("stream", status_json(*rec, deps.manager, da), da);
+            d.AddMember("stream", status_json(*rec, deps.manager, deps.connections.context, da), da);
         } else {
             return false;
         }

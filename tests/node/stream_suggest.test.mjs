@@ -125,6 +125,8 @@ describe('suggestion engine: schema drift on a live stream', () => {
     assert.equal(sug.action, 'add_column');
     assert.match(sug.message, /New column .*discount_code \(text\)/);
     assert.deepEqual(await targetColumns(orders), ['id', 'amount', 'email'], 'the column waits for the decision');
+    const st = (await srv.callOk('stream_status', { name: stream })).stream;
+    assert.deepEqual([st.autopilot, st.pending_suggestions], ['suggest', 1]);
     await waitUntil(async () => srv.logs.some((l) => l.includes(`suggestion ${sug.id}:`) && l.includes('discount_code')), 10000, 'the logging notification', () => srv.logs.slice(-5).join(' | '));
     await waitUntil(async () => s.updates.includes('datavor://suggestions'), 10000, 'resources/updated datavor://suggestions');
     const res = JSON.parse((await srv.client.readResource({ uri: 'datavor://suggestions' })).contents[0].text);
