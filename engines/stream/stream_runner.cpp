@@ -316,6 +316,7 @@ asio::awaitable<void> stream_runner::run_steps() {
     if (committed) ledger_event("resume", "resuming from the target's position", "{}", committed->to_string());
     rules_ = settings_.load_rules ? settings_.load_rules() : nullptr;
     reload_rules_ = false;
+    alerts_in_target_ = 0;  // a batch cut short by a reconnect took alerts from the rules it replaces
     for (const auto& t : opened.tables) note_schema(t, opened.start, "snapshot");
     for (const auto& source_table : opened.tables) {
         const auto t = target_of(source_table);
