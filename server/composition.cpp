@@ -120,7 +120,7 @@ void application::register_product(mcp_server& server) {
                                           [this](const std::string& stream) { return suggest().withholds(stream); }});
     parts_->alert_hook = [srv] { srv->notify_resource_updated("datavor://alerts"); };
     parts_->suggestion_hook = [srv] { srv->notify_resource_updated("datavor://suggestions"); };
-    register_suggestion_tools(server, suggestion_deps{suggest(), *parts_->streams});
+    register_suggestion_tools(server, suggestion_deps{suggest(), *parts_->streams, parts_->suggestion_hook});
     register_context_tools(server, parts_->context);
 }
 

@@ -110,6 +110,7 @@ boost::asio::awaitable<json_doc> accept_tool(suggestion_deps d, json_doc args, s
     const auto r = d.engine.accept(member(args, "id")->GetInt64(), opt(args, "type"), opt(args, "note"));
     if (!r.suggestion) co_return text_result("Cannot accept: " + r.error + ".", true);
     d.manager.apply_suggestions(r.suggestion->stream);  // reloads its rules, then carries it out
+    if (d.changed) d.changed();
     co_return structured_result(decided(d, r, true));
 }
 
@@ -117,6 +118,7 @@ boost::asio::awaitable<json_doc> reject_tool(suggestion_deps d, json_doc args, s
     const auto r = d.engine.reject(member(args, "id")->GetInt64(), opt(args, "note"));
     if (!r.suggestion) co_return text_result("Cannot reject: " + r.error + ".", true);
     d.manager.reload_rules(r.suggestion->stream);  // the drop rule replaces the withhold
+    if (d.changed) d.changed();
     co_return structured_result(decided(d, r, false));
 }
 

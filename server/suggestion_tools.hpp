@@ -12,6 +12,7 @@ namespace datavor::server {
 struct suggestion_deps {
     engines::suggest::suggest_engine& engine;
     engines::stream::stream_manager& manager;
+    std::function<void()> changed;  // resources/updated datavor://suggestions
 };
 
 void register_suggestion_tools(mcp_server& server, suggestion_deps deps);

@@ -76,6 +76,7 @@ asio::awaitable<void> stream_runner::apply_suggestions() {
                                                     " kept value(s) backfilled");
             log_("info", "stream " + settings_.name + ": suggestion " + std::to_string(s.id) + ": " + s.table + "." +
                              s.column + " added to the target, " + std::to_string(rows) + " kept value(s) backfilled");
+            if (settings_.on_suggestion) settings_.on_suggestion();
             continue;
         }
         // type_change: the target column takes the new type; target_rejects:
@@ -99,6 +100,7 @@ asio::awaitable<void> stream_runner::apply_suggestions() {
         }
         settings_.suggest->applied(s, 0, outcome);
         log_("info", "stream " + settings_.name + ": suggestion " + std::to_string(s.id) + ": " + outcome);
+        if (settings_.on_suggestion) settings_.on_suggestion();
         prepared_.erase(target->relation_id);  // statements re-prepared for the new types
         if (ledger_) co_await retry(std::make_shared<retry_outcome>(), {});
     }

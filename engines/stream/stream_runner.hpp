@@ -124,7 +124,7 @@ struct stream_settings {
     // values are kept aside; accepted suggestions are carried out between
     // two batches (backfill, a target column's type).
     suggest::suggest_engine* suggest = nullptr;
-    // Called (on the stream's strand) after a suggestion was made.
+    // Called (on the stream's strand) after a suggestion was made or carried out.
     std::function<void()> on_suggestion;
     // True when another process changed the stream's context (a rule added,
     // a suggestion accepted by a `datavor serve` while `datavor stream run`

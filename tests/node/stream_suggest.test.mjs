@@ -133,6 +133,7 @@ describe('suggestion engine: schema drift on a live stream', () => {
     assert.ok(res.suggestions.some((x) => x.id === sug.id));
     sug = await one((x) => x.id === sug.id && x.kept_rows === 11, '11 kept values (10 inserts, 1 update)');
 
+    const updatesBefore = s.updates.length;
     const accepted = await srv.callOk('accept_suggestion', { id: sug.id, note: 'marketing wants it' });
     assert.equal(accepted.suggestion.status, 'accepted');
     assert.equal(accepted.suggestion.decided_by, 'user');
@@ -149,6 +150,8 @@ describe('suggestion engine: schema drift on a live stream', () => {
     await psql(pg, `INSERT INTO ${orders} VALUES (16, 160, 'u16@x.test', 'LATE16'); UPDATE ${orders} SET discount_code = 'NEW7' WHERE id = 7;`);
     const done = await one((x) => x.id === sug.id && x.applied, 'the backfill');
     assert.equal(done.backfilled_rows, 11);
+    // resources/updated for the decision and again once it is carried out.
+    await waitUntil(async () => s.updates.length >= updatesBefore + 2, 10000, 'two more resources/updated');
     await waitUntil(async () => (await sqlite(target, `SELECT count(*) FROM "${orders}";`)).trim() === '16', CATCH_UP_MS, 'row 16');
     const src = (await psql(pg, `COPY (SELECT id, coalesce(discount_code, '<null>') FROM ${orders} ORDER BY id) TO STDOUT;`)).trim();
     const tgt = (await sqlite(target, `SELECT id || char(9) || coalesce(discount_code, '<null>') FROM "${orders}" ORDER BY id;`)).trim();
