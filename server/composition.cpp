@@ -184,6 +184,7 @@ std::unique_ptr<engines::stream::stream_runner> application::make_stream(const s
         if (parts_->alert_hook) parts_->alert_hook();
     };
     settings.suggest = &suggest();
+    settings.autopilot = req.autopilot;
     settings.context_changed = [this, last = std::make_shared<std::int64_t>(-1)] {
         const auto v = parts_->context.data_version();
         const bool changed = *last >= 0 && v != *last;

@@ -40,6 +40,7 @@ public:
         std::string target;  // a saved connection name or a URL (sqlite:PATH)
         std::vector<std::string> tables;
         connectors::snapshot_mode snapshot = connectors::snapshot_mode::initial;
+        std::string autopilot;  // "" the saved stream's; the CLI's --autopilot
     };
     // Starts the streams saved as running (process start) / stops them all,
     // keeping them saved as running (process end). Need an executor.

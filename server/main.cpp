@@ -42,9 +42,12 @@ constexpr const char* usage = R"(Usage:
   datavor connection test NAME [--tables a,b] [--timeout SECONDS] [--json] [--home DIR]
   datavor connection remove NAME [--home DIR]
   datavor stream run --source URL|NAME --target URL|NAME --tables a,b [--name NAME]
-                     [--snapshot initial|never|only] [--resnapshot] [--home DIR]
+                     [--snapshot initial|never|only] [--resnapshot] [--autopilot suggest|learned|all]
+                     [--home DIR]
       Runs one stream in the foreground until SIGINT/SIGTERM, then stops cleanly.
       --resnapshot starts over: a new slot and a fresh copy of every table.
+      --autopilot: how schema drift is decided (default: the saved stream's, else suggest, decided with
+      accept_suggestion from a `datavor serve` on the same home).
       Progress goes to stderr once a second.
   datavor ledger show [--stream S] [--kind K] [--status open|retried|dismissed] [--table T]
                      [--limit N] [--summary] [--json] [--home DIR]
@@ -289,6 +292,9 @@ server::application::stream_request stream_request_of(const args& a, const std::
     else if (mode == "only") req.snapshot = connectors::snapshot_mode::only;
     else if (mode != "initial") throw std::invalid_argument("--snapshot must be initial, never or only");
     if (req.source.empty() || req.target.empty()) throw std::invalid_argument("--source and --target are required");
+    req.autopilot = a.get("--autopilot");  // "": the saved stream's, else suggest
+    if (!req.autopilot.empty() && req.autopilot != "suggest" && req.autopilot != "learned" && req.autopilot != "all")
+        throw std::invalid_argument("--autopilot must be suggest, learned or all");
     return req;
 }
 

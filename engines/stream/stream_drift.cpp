@@ -126,7 +126,7 @@ void stream_runner::note_rejects() {
         list.push_back(std::move(g));
     }
     try {
-        const auto created = settings_.suggest->on_rejects(settings_.name, list);
+        const auto created = settings_.suggest->on_rejects(settings_.name, list, settings_.autopilot);
         for (const auto& sug : created) {
             log_("warning", "stream " + settings_.name + ": suggestion " + std::to_string(sug.id) + ": " + sug.message);
             if (sug.status == "auto_accepted") apply_suggestions_ = true;

@@ -451,7 +451,7 @@ void stream_runner::note_schema(const std::shared_ptr<const table_schema>& t, ls
     if (!settings_.suggest) return;
     suggest::drift_outcome out;
     try {
-        out = settings_.suggest->on_schema(settings_.name, *t, at.to_string(), origin);
+        out = settings_.suggest->on_schema(settings_.name, *t, at.to_string(), origin, settings_.autopilot);
     } catch (const std::exception& e) {
         schemas_seen_.erase({t->relation_id, t->version});  // tried again with the next change
         log_("warning", "stream " + settings_.name + ": cannot record the definition of " + t->qualified() +

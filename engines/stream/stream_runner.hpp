@@ -124,6 +124,8 @@ struct stream_settings {
     // values are kept aside; accepted suggestions are carried out between
     // two batches (backfill, a target column's type).
     suggest::suggest_engine* suggest = nullptr;
+    // suggest | learned | all for this run; "": the saved stream's (set_autopilot).
+    std::string autopilot;
     // Called (on the stream's strand) after a suggestion was made or carried out.
     std::function<void()> on_suggestion;
     // True when another process changed the stream's context (a rule added,

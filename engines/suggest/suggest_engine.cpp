@@ -146,8 +146,15 @@ std::optional<pattern_record> suggest_engine::matching_pattern(const suggestion_
     return std::nullopt;
 }
 
+std::string suggest_engine::autopilot_of(const std::string& stream, const std::string& given) const {
+    if (!given.empty()) return given;
+    const auto rec = ctx_.find_stream(stream);
+    return rec ? rec->autopilot : "suggest";
+}
+
 drift_outcome suggest_engine::on_schema(const std::string& stream, const connectors::table_schema& t,
-                                        const std::string& position, const std::string& origin) {
+                                        const std::string& position, const std::string& origin,
+                                        const std::string& given_autopilot) {
     drift_outcome out;
     out.version = ctx_.record_schema(stream, t, position, origin);
     if (out.version <= 1) return out;
@@ -155,8 +162,7 @@ drift_outcome suggest_engine::on_schema(const std::string& stream, const connect
     for (const auto& v : ctx_.schema_history(stream, t.qualified()))
         if (v.version == out.version - 1) before = columns_of_json(v.columns_json);
     if (before.empty()) return out;
-    const auto rec = ctx_.find_stream(stream);
-    const std::string autopilot = rec ? rec->autopilot : "suggest";
+    const std::string autopilot = autopilot_of(stream, given_autopilot);
     for (const auto& d : diff(before, columns_of(t))) {
         auto s = suggestion_of(stream, t.qualified(), d, position, out.version);
         const auto pattern = matching_pattern(s);
@@ -206,10 +212,10 @@ std::string column_named(const std::string& message) {
 }
 }  // namespace
 
-std::vector<suggestion_record> suggest_engine::on_rejects(const std::string& stream, const std::vector<reject_group>& groups) {
+std::vector<suggestion_record> suggest_engine::on_rejects(const std::string& stream, const std::vector<reject_group>& groups,
+                                                         const std::string& given_autopilot) {
     std::vector<suggestion_record> out;
-    const auto rec = ctx_.find_stream(stream);
-    const std::string autopilot = rec ? rec->autopilot : "suggest";
+    const std::string autopilot = autopilot_of(stream, given_autopilot);
     for (auto g : groups) {
         if (g.error_class == "held" || g.count <= 0) continue;
         // libpq's "ERROR:  …\n" → the first line, without the severity.

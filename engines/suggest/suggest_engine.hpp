@@ -54,13 +54,15 @@ public:
     // The stream met this definition of `t` (origin snapshot: the catalog at
     // open; relation: the log). Records it in the schema history and turns
     // drift against the previous version into suggestions.
+    // `autopilot`: suggest | learned | all; "" takes the saved stream's (suggest when it has no record).
     drift_outcome on_schema(const std::string& stream, const connectors::table_schema& t, const std::string& position,
-                            const std::string& origin);
+                            const std::string& origin, const std::string& autopilot = {});
     // Rows set aside: counted in the error patterns; a value the target's
     // column is too narrow for (SQLSTATE 22001, 22003) becomes a
     // target_rejects suggestion (widen the target's columns, then retry),
     // once per stream, table and code while one is pending or was rejected.
-    std::vector<context::suggestion_record> on_rejects(const std::string& stream, const std::vector<reject_group>& groups);
+    std::vector<context::suggestion_record> on_rejects(const std::string& stream, const std::vector<reject_group>& groups,
+                                                       const std::string& autopilot = {});
     // Rules (kind "withhold", id = -suggestion id) that keep each pending new
     // column out of the target while its values are kept aside.
     std::vector<rules::rule> withholds(const std::string& stream) const;
@@ -81,6 +83,7 @@ private:
     decision decide(context::suggestion_record s, bool accept, const std::string& type, const std::string& note,
                     const std::string& by, const context::pattern_record* pattern);
     std::optional<context::pattern_record> matching_pattern(const context::suggestion_record& s) const;
+    std::string autopilot_of(const std::string& stream, const std::string& given) const;
     void record(const std::string& stream, const std::string& op, const std::string& message, const std::string& body,
                 const std::string& table, const std::string& position);
     context::context_store& ctx_;

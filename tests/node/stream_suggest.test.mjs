@@ -17,13 +17,16 @@
 //     counted as an error pattern and turned into a suggestion whose accept
 //     widens the column and retries them.
 //  5. Suggestions, patterns, saved rules and kept values survive a restart.
+//  6. A `datavor stream run` stream: --autopilot all decides by itself; under
+//     suggest, an accept_suggestion from a serve on the same home is carried
+//     out by the running CLI stream (it notices context.db change).
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
-import { BIN, requireExecutable, tempHome, textOf } from './lib.mjs';
+import { BIN, requireExecutable, serverEnv, spawnCaptured, tempHome, textOf } from './lib.mjs';
 import { cleanupSource, ledgerEntries, psql, requirePg, sqlite, startServe, waitForStream, waitUntil } from './stream_lib.mjs';
 
 const U = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`.toLowerCase();
@@ -317,5 +320,52 @@ describe('suggestion engine: schema drift on a live stream', () => {
     );
     assert.ok(!(await targetColumns(inventory)).includes('reorder_at'), 'the rejected column stays out');
     await s.srv.callOk('stop_stream', { name: stream, drop_slot: true });
+  });
+  it('6. a CLI stream: --autopilot all decides by itself; a serve next to it decides under suggest', { timeout: 180000 }, async () => {
+    const { pg, srv } = s;
+    const cliTable = `dv_cli_${U}`;
+    const cliStream = `sugcli_${U}`;
+    const cliTarget = path.join(s.tmp.root, 'cli.db');
+    const url = `postgresql://${encodeURIComponent(pg.user)}:${encodeURIComponent(pg.password)}@${pg.host}:${pg.port}/postgres`;
+    const run = async (autopilot) => {
+      const argv = ['stream', 'run', '--source', url, '--target', `sqlite:${cliTarget}`, '--tables', cliTable, '--name', cliStream, '--home', s.tmp.home];
+      const h = spawnCaptured(BIN, autopilot ? [...argv, '--autopilot', autopilot] : argv, { env: serverEnv(s.tmp.userHome), cwd: s.tmp.userHome });
+      await waitUntil(() => h.stderr().includes(`stream ${cliStream}: streaming`) || h.proc.exitCode !== null, CATCH_UP_MS, 'the CLI stream streaming', h.describe);
+      assert.equal(h.proc.exitCode, null, `datavor stream run exited early${h.describe()}`);
+      return h;
+    };
+    const stop = async (h) => {
+      h.proc.kill('SIGTERM');
+      await h.exited;
+    };
+    const cliSuggestion = (column) =>
+      waitUntil(async () => (await srv.callOk('list_suggestions', { stream: cliStream })).suggestions.find((x) => x.column === column) ?? null, CATCH_UP_MS, column);
+    const cell = (sql) => sqlite(cliTarget, sql).then((x) => x.trim());
+    let h;
+    try {
+      await psql(pg, `CREATE TABLE ${cliTable} (id int PRIMARY KEY, n int); INSERT INTO ${cliTable} VALUES (1, 1);`);
+      const bad = await run('sometimes').catch((e) => e);
+      assert.ok(bad instanceof Error, 'an unknown --autopilot is refused');
+      h = await run('all');
+      await psql(pg, `ALTER TABLE ${cliTable} ADD COLUMN weight numeric; INSERT INTO ${cliTable} VALUES (2, 2, 1.5);`);
+      const auto = await cliSuggestion('weight');
+      assert.deepEqual([auto.status, auto.decided_by], ['auto_accepted', 'autopilot']);
+      await waitUntil(async () => (await cell(`SELECT weight FROM "${cliTable}" WHERE id = 2;`)) === '1.5', CATCH_UP_MS, 'weight at once', h.describe);
+      await stop(h);
+
+      h = await run();
+      await psql(pg, `ALTER TABLE ${cliTable} ADD COLUMN label text; INSERT INTO ${cliTable} VALUES (3, 3, 2.5, 'three');`);
+      const waiting = await cliSuggestion('label');
+      assert.equal(waiting.status, 'pending');
+      await waitUntil(async () => (await cell(`SELECT count(*) FROM "${cliTable}";`)) === '3', CATCH_UP_MS, 'row 3 without the column', h.describe);
+      const accepted = await srv.callOk('accept_suggestion', { id: waiting.id });
+      assert.equal(accepted.applied_to_running_stream, false, 'the stream runs in another process');
+      await waitUntil(async () => (await cell(`SELECT coalesce(label, '-') FROM "${cliTable}" WHERE id = 3;`).catch(() => '')) === 'three', CATCH_UP_MS, 'the CLI stream backfills', h.describe);
+      await stop(h);
+      h = null;
+    } finally {
+      if (h) await stop(h).catch(() => {});
+      await cleanupSource(pg, { slots: [`datavor_${cliStream}`], publications: [`datavor_${cliStream}`], sql: `DROP TABLE IF EXISTS ${cliTable};` });
+    }
   });
 });
