@@ -282,7 +282,14 @@ void stream_runner::warn_on_slot_health() {
 asio::awaitable<void> stream_runner::run_steps() {
     prepared_.clear();
     apply_suggestions_ = true;  // accepted while the stream was away: carried out after the first read
-    auto committed = co_await sink_->open(settings_.name);
+    // Which side failed to open goes into the error (and degraded_reason): while
+    // one is down, every reconnect attempt says which.
+    std::optional<lsn> committed;
+    try {
+        committed = co_await sink_->open(settings_.name);
+    } catch (const connector_error& e) {
+        throw connector_error(std::string("the target: ") + e.what(), e.kind(), e.code());
+    }
     source_open_request request;
     request.resume_from = committed;
     request.snapshot = settings_.snapshot;
@@ -296,7 +303,12 @@ asio::awaitable<void> stream_runner::run_steps() {
     // Forgotten first: a crash from here on leaves a stream without a
     // position, which the next start copies again like a new one.
     if (request.start_over && committed) co_await sink_->forget_position();
-    auto opened = co_await source_->open(request);
+    source_open_result opened;
+    try {
+        opened = co_await source_->open(request);
+    } catch (const connector_error& e) {
+        throw connector_error(std::string("the source: ") + e.what(), e.kind(), e.code());
+    }
     settings_.start_over = false;  // a reconnect resumes from what this run commits
     if (request.start_over) committed.reset();
     if (opened.resumed_from_slot) {

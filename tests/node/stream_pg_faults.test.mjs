@@ -365,6 +365,8 @@ describe('faults with a PostgreSQL target and a PostgreSQL server that goes away
       for (const r of reasons) {
         assert.match(r, /connect|connection|server closed|terminat|shut ?down|refused/i, `degraded_reason must name the connection problem: ${JSON.stringify(r)}`);
       }
+      // Once a reconnect has been tried, the reason says which side is down.
+      assert.ok([...reasons].some((r) => /^the target: /.test(r)), `degraded_reason never said the target is down: ${JSON.stringify([...reasons])}`);
       assert.ok(itersDuring > 100, `the writer did not keep writing during the outage (${itersDuring} iterations)`);
       assert.ok(rssMax - rssBefore < 50 * 1024, `RSS grew from ${rssBefore} kB to ${rssMax} kB while the target server was down`);
       assert.ok(
