@@ -291,12 +291,12 @@ TEST_CASE_METHOD(engine_fixture,
 
     CHECK(engine.withholds("s1").empty());                   // no longer withheld
     CHECK(ctx.kept_values(s.id, "", 100).size() == 1);       // kept for the backfill
-    auto todo = engine.to_apply("s1");
-    REQUIRE(todo.size() == 1);
-    CHECK(todo[0].id == s.id);
+    auto due = engine.to_apply("s1");
+    REQUIRE(due.size() == 1);
+    CHECK(due[0].id == s.id);
     CHECK(engine.to_apply("s1").size() == 1);  // until the stream says it is done
 
-    engine.applied(todo[0], 1, "column coupon added, 1 kept value(s) backfilled");
+    engine.applied(due[0], 1, "column coupon added, 1 kept value(s) backfilled");
     CHECK(engine.to_apply("s1").empty());
     CHECK(ctx.find_suggestion(s.id)->backfilled == 1);
     CHECK(ctx.kept_values(s.id, "", 100).empty());
@@ -447,10 +447,10 @@ TEST_CASE_METHOD(engine_fixture,
     CHECK_FALSE(d.rule);
     CHECK(d.suggestion->backfilled == 0);
 
-    const auto todo = engine.to_apply("s1");
-    REQUIRE(todo.size() == 1);
-    CHECK(todo[0].id == type_change.id);
-    engine.applied(todo[0], 0, "target column amount altered to numeric(12,2)");
+    const auto due = engine.to_apply("s1");
+    REQUIRE(due.size() == 1);
+    CHECK(due[0].id == type_change.id);
+    engine.applied(due[0], 0, "target column amount altered to numeric(12,2)");
     CHECK(engine.to_apply("s1").empty());
 }
 
@@ -459,10 +459,10 @@ TEST_CASE_METHOD(engine_fixture, "suggest engine: to_apply lists accepted sugges
     const auto b = pending_new_column("s1", text_column("coupon"), "public", "invoices");
     REQUIRE(engine.accept(b.id, "", "").error.empty());
     REQUIRE(engine.accept(a.id, "", "").error.empty());
-    const auto todo = engine.to_apply("s1");
-    REQUIRE(todo.size() == 2);
-    CHECK(todo[0].id == a.id);
-    CHECK(todo[1].id == b.id);
+    const auto due = engine.to_apply("s1");
+    REQUIRE(due.size() == 2);
+    CHECK(due[0].id == a.id);
+    CHECK(due[1].id == b.id);
 }
 
 // ---- patterns and autopilot ----------------------------------------------------
@@ -605,9 +605,9 @@ TEST_CASE_METHOD(engine_fixture, "suggest engine: autopilot all accepts a drift 
         REQUIRE(out.created.size() == 1);
         CHECK(out.created[0].status == "auto_accepted");
         CHECK(out.created[0].decided_by == "autopilot");
-        const auto todo = engine.to_apply("s1");
-        REQUIRE(todo.size() == 1);
-        CHECK(todo[0].id == out.created[0].id);
+        const auto due = engine.to_apply("s1");
+        REQUIRE(due.size() == 1);
+        CHECK(due[0].id == out.created[0].id);
     }
 }
 
