@@ -184,9 +184,13 @@ export function spawnCaptured(cmd, args, { env, cwd, stdin = 'ignore' } = {}) {
 // Runs a command to completion. Resolves {code, signal, stdout, stderr}.
 export async function run(cmd, args, { env, cwd, timeoutMs = 60000, input } = {}) {
   const h = spawnCaptured(cmd, args, { env, cwd, stdin: input === undefined ? 'ignore' : 'pipe' });
+  // 'exit' can come before the last of stdout has been read (a large COPY
+  // output arrived cut short): wait for 'close' too, when the pipes are drained.
+  const closed = new Promise((resolve) => h.proc.once('close', resolve));
   if (input !== undefined) h.proc.stdin.end(input);
   const timer = setTimeout(() => h.proc.kill('SIGKILL'), timeoutMs);
   const r = await h.exited;
+  await Promise.race([closed, sleep(5000)]);
   clearTimeout(timer);
   return { ...r, stdout: h.stdout(), stderr: h.stderr(), timedOut: r.signal === 'SIGKILL' };
 }
