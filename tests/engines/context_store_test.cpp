@@ -4,6 +4,8 @@
 
 #include "tests/connectors/result_string_maker.hpp"
 
+#include "tests/engines/temp_home.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -20,18 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_home {
-    fs::path path;
-    temp_home() {
-        std::string tmpl = (fs::temp_directory_path() / "datavor-home-test.XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = fs::path(tmpl) / "home";  // not created yet: the store must create it
-    }
-    ~temp_home() {
-        std::error_code ec;
-        fs::remove_all(path.parent_path(), ec);
-    }
-};
+using datavor::testing::temp_home;
 
 unsigned mode_of(const fs::path& p) {
     struct stat st {};

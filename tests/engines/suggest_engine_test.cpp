@@ -12,6 +12,8 @@
 
 #include "tests/engines/rules_test_support.hpp"
 
+#include "tests/engines/temp_home.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -42,18 +44,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_home {
-    fs::path path;
-    temp_home() {
-        std::string tmpl = (fs::temp_directory_path() / "datavor-suggest-test.XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = fs::path(tmpl) / "home";
-    }
-    ~temp_home() {
-        std::error_code ec;
-        fs::remove_all(path.parent_path(), ec);
-    }
-};
+using datavor::testing::temp_home;
 
 // PostgreSQL type OIDs.
 constexpr std::uint32_t oid_int8 = 20, oid_int4 = 23, oid_text = 25, oid_numeric = 1700;
