@@ -823,11 +823,30 @@ _bp_ledger_bytes() {
 #   ledger_batches  clean, DATAVOR_LEDGER=batches (batch entries without the rows' SHA-256)
 #   ledger_off      clean, DATAVOR_LEDGER=off (no ledger at all)
 # rows/s counts every source row, bad ones included.
+# Warm-up of SQLite-target streams: each starts once, applies one transaction (its target then has
+# a committed position and its table) and stops; their slots keep the WAL.
+# Args: one "LEDGER_MODE|NAME|DB" per stream (LEDGER_MODE: DATAVOR_LEDGER, empty for the full ledger).
+_bp_warm_up_sqlite() {
+  local spec mode name db i
+  local -a pids=() dbs=()
+  for spec in "$@"; do
+    IFS='|' read -r mode name db <<<"$spec"
+    DATAVOR_LEDGER=$mode _bp_dv_start "$name" "sqlite:$db"
+    pids+=("$BP_DV_PID")
+    dbs+=("$db")
+  done
+  _bp_src -c "BEGIN" -c "INSERT INTO t VALUES (0, 0, 'warm-up', now())" -c "DELETE FROM t WHERE id = 0" -c "COMMIT" >/dev/null
+  for i in "${!dbs[@]}"; do
+    _bp_wait sqlite "${dbs[i]}" "SELECT coalesce(max(position_int), 0) FROM _datavor_offsets" ">=1" 60 >/dev/null
+    _bp_dv_stop "${pids[i]}"
+  done
+}
+
 _bp_phase_faults() {
   _bp_log "faults phase: 1% of rows rejected by the target vs clean, and the ledger's cost (Datavor -> SQLite, backlog)"
   _bp_reset_src
   local -a keys=(clean bad_rows ledger_batches ledger_off) names=(fl_clean fl_bad fl_batches fl_off)
-  local -a modes=('' '' batches off) pids=()
+  local -a modes=('' '' batches off)
   local i db home bad=$((BP_ROWS / 100)) timeout=$((60 + BP_ROWS / 4000)) bad_timeout=$((120 + BP_ROWS / 1000))
   # Every target is created beforehand with the table the SQLite sink would create, so that the
   # four runs write into the same shape; only the bad-rows target has the trigger.
@@ -846,15 +865,9 @@ SQL
 
   # Warm-up, as in the backlog phase: each stream starts once (its ledger mode set), applies one
   # transaction so that its target has a committed position, and stops. Their slots keep the WAL.
-  for i in "${!keys[@]}"; do
-    DATAVOR_LEDGER=${modes[i]} _bp_dv_start "${names[i]}" "sqlite:$BP_WORK/faults-${keys[i]}.db"
-    pids+=("$BP_DV_PID")
-  done
-  _bp_src -c "BEGIN" -c "INSERT INTO t VALUES (0, 0, 'warm-up', now())" -c "DELETE FROM t WHERE id = 0" -c "COMMIT" >/dev/null
-  for i in "${!keys[@]}"; do
-    _bp_wait sqlite "$BP_WORK/faults-${keys[i]}.db" "SELECT coalesce(max(position_int), 0) FROM _datavor_offsets" ">=1" 60 >/dev/null
-    _bp_dv_stop "${pids[i]}"
-  done
+  local -a warm=()
+  for i in "${!keys[@]}"; do warm+=("${modes[i]}|${names[i]}|$BP_WORK/faults-${keys[i]}.db"); done
+  _bp_warm_up_sqlite "${warm[@]}"
 
   _bp_log "faults: loading $BP_ROWS rows with no consumer running"
   _bp_load "$BP_WORK/ins.sql"
@@ -991,7 +1004,7 @@ _bp_phase_rules() {
   local rows=$BP_RULES_ROWS timeout=$((60 + BP_RULES_ROWS / 4000))
   _bp_log "rules phase: the same backlog read with no rules and with 10 rules on t (Datavor -> SQLite, $rows rows)"
   _bp_reset_src
-  local -a keys=(none ten ten none) runs=(1 1 2 2) pids=()
+  local -a keys=(none ten ten none) runs=(1 1 2 2)
   local i name db home
   for i in "${!keys[@]}"; do
     name=rl_${keys[i]}_${runs[i]} db=$BP_WORK/rules-${keys[i]}-${runs[i]}.db home=$BP_WORK/home-rl_${keys[i]}_${runs[i]}
@@ -1007,15 +1020,9 @@ _bp_phase_rules() {
 
   # Warm-up, as in the faults phase: each stream starts once, applies one transaction (its target
   # then has a committed position and its table), and stops. Their slots keep the WAL.
-  for i in "${!keys[@]}"; do
-    _bp_dv_start "rl_${keys[i]}_${runs[i]}" "sqlite:$BP_WORK/rules-${keys[i]}-${runs[i]}.db"
-    pids+=("$BP_DV_PID")
-  done
-  _bp_src -c "BEGIN" -c "INSERT INTO t VALUES (0, 0, 'warm-up', now())" -c "DELETE FROM t WHERE id = 0" -c "COMMIT" >/dev/null
-  for i in "${!keys[@]}"; do
-    _bp_wait sqlite "$BP_WORK/rules-${keys[i]}-${runs[i]}.db" "SELECT coalesce(max(position_int), 0) FROM _datavor_offsets" ">=1" 60 >/dev/null
-    _bp_dv_stop "${pids[i]}"
-  done
+  local -a warm=()
+  for i in "${!keys[@]}"; do warm+=("|rl_${keys[i]}_${runs[i]}|$BP_WORK/rules-${keys[i]}-${runs[i]}.db"); done
+  _bp_warm_up_sqlite "${warm[@]}"
 
   _bp_log "rules: loading $rows rows with no consumer running"
   head -n "$((rows / 1000))" "$BP_WORK/ins.sql" >"$BP_WORK/rules-ins.sql"
